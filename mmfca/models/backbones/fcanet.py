@@ -1,0 +1,182 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""FcaNet backbones: MMDetection's ResNet with an FCA layer in every block."""
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_plugin_layer
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmengine.registry import MODELS
+
+#: DCT filter side per stage, fixed by the 224x224 ImageNet input.
+STAGE_DCT_SIZES = (56, 28, 14, 7)
+
+
+class FcaBasicBlock(BasicBlock):
+    """MMDetection's BasicBlock with plugin support.
+
+    MMDetection's BasicBlock takes no plugins. This one takes them at
+    ``'after_conv1'`` (after norm1 and its ReLU) and ``'after_conv2'``
+    (after norm2, before the identity is added: FCA's place).
+
+    Args:
+        plugins (list[dict], optional): ``dict(cfg=..., position=...)``
+            entries, as for MMDetection's Bottleneck. Defaults to None.
+        **kwargs: Every other argument of
+            :class:`mmdet.models.backbones.resnet.BasicBlock`.
+    """
+    allowed_positions = ('after_conv1', 'after_conv2')
+
+    def __init__(self, inplanes, planes, plugins=None, **kwargs):
+        super().__init__(inplanes, planes, plugins=None, **kwargs)
+        plugins = plugins or []
+        for p in plugins:
+            if p['position'] not in self.allowed_positions:
+                raise ValueError(
+                    f'BasicBlock plugin position {p["position"]!r} is not '
+                    f'allowed; allowed: {self.allowed_positions}.')
+        self.with_plugins = bool(plugins)
+        self.after_conv1_plugin_names = self._make_plugins(
+            planes, plugins, 'after_conv1')
+        self.after_conv2_plugin_names = self._make_plugins(
+            planes, plugins, 'after_conv2')
+
+    def _make_plugins(self, in_channels, plugins, position):
+        names = []
+        for plugin in plugins:
+            if plugin['position'] != position:
+                continue
+            cfg = plugin['cfg'].copy()
+            name, layer = build_plugin_layer(
+                cfg, in_channels=in_channels, postfix=cfg.pop('postfix', ''))
+            assert not hasattr(self, name), f'duplicate plugin {name}'
+            self.add_module(name, layer)
+            names.append(name)
+        return names
+
+    def _forward_plugins(self, x, names):
+        for name in names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward(self, x):
+        """Forward function."""
+
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            out = self._forward_plugins(out, self.after_conv1_plugin_names)
+            out = self.norm2(self.conv2(out))
+            out = self._forward_plugins(out, self.after_conv2_plugin_names)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+@MODELS.register_module()
+class FcaNet(ResNet):
+    """FcaNet backbone of `FcaNet: Frequency Channel Attention Networks
+    <https://arxiv.org/abs/2012.11879>`_.
+
+    MMDetection's :class:`~mmdet.models.backbones.ResNet` with a
+    :class:`~mmfca.models.MultiSpectralAttention` in every residual block,
+    on the residual branch after its last norm layer and before the identity
+    is added (Bottleneck: ``after_conv3`` plugin; BasicBlock: after norm2).
+    Stage ``i`` uses a ``STAGE_DCT_SIZES[i]`` square filter (56, 28, 14, 7);
+    other feature sizes are adaptively pooled to it, as in the release.
+    The FCA plugins come first; user ``plugins`` follow them.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        reduction (int): Squeeze ratio of the FCA layers. Defaults to 16.
+        freq_sel_method (str | list): Frequency selection of the FCA layers
+            (see :func:`mmfca.models.get_freq_indices`). Defaults to
+            ``'top16'``.
+        learnable_filter (bool): Ablation switch, see
+            :class:`~mmfca.models.MultiSpectralAttention`. Defaults to False.
+        filter_init (str): Ablation switch, ``'dct'`` or ``'random'``.
+            Defaults to ``'dct'``.
+        **kwargs: Every other argument of MMDetection's ResNet (style,
+            strides, dilations, out_indices, frozen_stages, norm_cfg,
+            norm_eval, with_cp, dcn, stage_with_dcn, plugins, deep_stem,
+            avg_down, init_cfg, ...).
+
+    Example:
+        >>> import torch
+        >>> from mmfca.models import FcaNet
+        >>> model = FcaNet(depth=50, out_indices=(0, 1, 2, 3)).eval()
+        >>> outs = model(torch.rand(1, 3, 224, 224))
+        >>> [tuple(o.shape) for o in outs]
+        [(1, 256, 56, 56), (1, 512, 28, 28), (1, 1024, 14, 14), (1, 2048, 7, 7)]
+    """
+    arch_settings = {
+        18: (FcaBasicBlock, (2, 2, 2, 2)),
+        34: (FcaBasicBlock, (3, 4, 6, 3)),
+        50: (Bottleneck, (3, 4, 6, 3)),
+        101: (Bottleneck, (3, 4, 23, 3)),
+        152: (Bottleneck, (3, 8, 36, 3))
+    }
+
+    def __init__(self,
+                 depth,
+                 reduction=16,
+                 freq_sel_method='top16',
+                 learnable_filter=False,
+                 filter_init='dct',
+                 plugins=None,
+                 zero_init_residual=True,
+                 init_cfg=None,
+                 pretrained=None,
+                 **kwargs):
+        if depth not in self.arch_settings:
+            raise ValueError(f'Unknown FcaNet depth {depth!r}; allowed: '
+                             f'{sorted(self.arch_settings)}.')
+        num_stages = kwargs.get('num_stages', 4)
+        block = self.arch_settings[depth][0]
+        position = 'after_conv3' if block is Bottleneck else 'after_conv2'
+        fca_plugins = [
+            dict(
+                cfg=dict(
+                    type='MultiSpectralAttention',
+                    dct_h=size,
+                    dct_w=size,
+                    reduction=reduction,
+                    freq_sel_method=freq_sel_method,
+                    learnable_filter=learnable_filter,
+                    filter_init=filter_init),
+                position=position,
+                stages=tuple(i == stage for i in range(num_stages)))
+            for stage, size in enumerate(STAGE_DCT_SIZES[:num_stages])
+        ]
+        # ResNet zero-initialises the last norm of each residual branch by
+        # checking `block is BasicBlock`; do the same for our BasicBlock.
+        self._zero_init_basic = (
+            block is FcaBasicBlock and zero_init_residual and init_cfg is None
+            and pretrained is None)
+        super().__init__(
+            depth,
+            plugins=fca_plugins + list(plugins or []),
+            zero_init_residual=zero_init_residual,
+            init_cfg=init_cfg,
+            pretrained=pretrained,
+            **kwargs)
+
+    def make_res_layer(self, **kwargs):
+        """Pack all blocks in a stage into a ``ResLayer``."""
+        if self._zero_init_basic:
+            kwargs['init_cfg'] = dict(
+                type='Constant', val=0, override=dict(name='norm2'))
+        return super().make_res_layer(**kwargs)
+
+    def train(self, mode=True):
+        """Set training mode, keeping frozen stages and, with ``norm_eval``,
+        BN layers in eval mode.
+
+        Returns:
+            FcaNet: ``self``, so that ``model.eval()`` can be chained.
+        """
+        super().train(mode)
+        return self

@@ -1,0 +1,227 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""Multi-spectral channel attention (the FCA layer of FcaNet)."""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+
+from .dct import (FreqSel, adaptive_pool_matrix, channel_dct_filters,
+                  check_channels_divisible, check_filter_size, dct_basis_1d,
+                  get_freq_indices, scale_freqs)
+
+#: Filter variants of the authors' ablation (``filter_init``).
+FILTER_INITS = ('dct', 'random')
+
+
+class MultiSpectralDCT(nn.Module):
+    """The squeeze of FCA: channel group ``k`` is compressed with the 2D DCT
+    frequency ``k``, ``y_c = sum_ij x_c(i, j) * filter_c(i, j)``.
+
+    ``weight`` holds the per-channel filter bank with the release's layout
+    (``C x dct_h x dct_w``, saved as ``dct_layer.weight``). An input whose
+    spatial size differs from the filter's is first adaptively average
+    pooled to the filter size, as in the release. Pooling is linear, so it is
+    folded into the filter; for the fixed DCT filter both are separable, and
+    the squeeze is two small matrix-vector products per channel group that
+    read the input once (factors cached per input size).
+
+    Args:
+        channels (int): Number of input channels.
+        dct_h (int): Filter height (>= 7).
+        dct_w (int): Filter width (>= 7).
+        freqs (list[tuple[int, int]]): Frequencies in filter coordinates,
+            one per channel group.
+        learnable (bool): Make the filter a trainable parameter instead of a
+            fixed buffer. Defaults to False (the paper's method).
+        filter_init (str): ``'dct'`` (the paper) or ``'random'``
+            (the ablation's random initialisation). Defaults to ``'dct'``.
+    """
+
+    def __init__(self, channels, dct_h, dct_w, freqs, learnable=False,
+                 filter_init='dct'):
+        super().__init__()
+        if filter_init not in FILTER_INITS:
+            raise ValueError(f'Unknown filter_init {filter_init!r}; allowed: '
+                             f'{FILTER_INITS}.')
+        self.channels = channels
+        self.dct_h, self.dct_w = dct_h, dct_w
+        self.freqs = tuple(freqs)
+        self.learnable = learnable
+        self.filter_init = filter_init
+        if filter_init == 'dct':
+            weight = channel_dct_filters(channels, dct_h, dct_w, self.freqs)
+        else:
+            weight = torch.randn(channels, dct_h, dct_w, dtype=torch.float64)
+            weight = weight / weight.flatten(1).norm(dim=1).view(-1, 1, 1)
+        weight = weight.float()
+        if learnable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer('weight', weight)
+        # Separable factors of the fixed DCT filter, per input size.
+        self._factors: Dict[Tuple, Tuple[torch.Tensor, ...]] = {}
+
+    @property
+    def separable(self) -> bool:
+        """Whether the filter is the fixed DCT (the fast path applies)."""
+        return not self.learnable and self.filter_init == 'dct'
+
+    def extra_repr(self):
+        return (f'channels={self.channels}, dct=({self.dct_h}, {self.dct_w}), '
+                f'freqs={list(self.freqs)}, learnable={self.learnable}, '
+                f'filter_init={self.filter_init!r}')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Squeeze ``x`` of shape (N, C, H, W) to (N, C) (float32 or wider).
+
+        Under autocast the products run in the low precision on filters
+        normalised to unit L1 norm (no overflow for any input that fits the
+        dtype), and the scale is applied afterwards in float32.
+        """
+        n, c, h, w = x.shape
+        if self.separable:
+            return self._separable_squeeze(x)
+        pool_h = adaptive_pool_matrix(h, self.dct_h).to(self.weight)
+        pool_w = adaptive_pool_matrix(w, self.dct_w).to(self.weight)
+        folded = torch.einsum('ah,cab,bw->chw', pool_h, self.weight, pool_w)
+        # (C, N, HW) @ (C, HW, 1): a batched dot product over channels.
+        y = torch.bmm(
+            x.reshape(n, c, h * w).transpose(0, 1),
+            folded.reshape(c, h * w, 1).to(x.dtype))
+        return y.view(c, n).t()
+
+    def _separable_squeeze(self, x):
+        n, c, h, w = x.shape
+        groups = len(self.freqs)
+        row, col, scale = self._get_factors(h, w, x.dtype, x.device)
+        y = x.reshape(n, groups, (c // groups) * h, w) @ col
+        y = y.view(n, groups, c // groups, h) @ row
+        y = y.view(n, groups, c // groups).float() * scale
+        return y.view(n, c)
+
+    def _get_factors(self, h, w, dtype, device):
+        key = (h, w, dtype, device)
+        if key not in self._factors:
+            rows, cols = [], []
+            pool_h = adaptive_pool_matrix(h, self.dct_h)
+            pool_w = adaptive_pool_matrix(w, self.dct_w)
+            for u, v in self.freqs:
+                rows.append(pool_h.t() @ dct_basis_1d(u, self.dct_h))
+                cols.append(pool_w.t() @ dct_basis_1d(v, self.dct_w))
+            rows, cols = torch.stack(rows), torch.stack(cols)
+            row_l1 = rows.abs().sum(1, keepdim=True)
+            col_l1 = cols.abs().sum(1, keepdim=True)
+            scale = (row_l1 * col_l1).view(1, -1, 1)
+            self._factors[key] = (
+                (rows / row_l1).to(device, dtype).view(1, -1, h, 1),
+                (cols / col_l1).to(device, dtype).view(1, -1, w, 1),
+                scale.to(device, torch.float32))
+        return self._factors[key]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The fast path uses the DCT it computes, so a fixed DCT filter read
+        # from a checkpoint must be that DCT (released weights are).
+        key = prefix + 'weight'
+        if self.separable and key in state_dict:
+            loaded = state_dict[key]
+            if loaded.shape == self.weight.shape and not torch.allclose(
+                    loaded.double(), self.weight.double(), atol=1e-5):
+                err = (loaded.double() - self.weight.double()).abs().max()
+                raise ValueError(
+                    f'{key} is not the fixed DCT filter of frequencies '
+                    f'{list(self.freqs)} on {self.dct_h}x{self.dct_w} (max '
+                    f'difference {err:.3g}); build the layer with the '
+                    f'checkpoint\'s freq_sel_method, or with learnable=True '
+                    f'or filter_init="random" for a non-DCT filter.')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@MODELS.register_module()
+class MultiSpectralAttention(BaseModule):
+    """Multi-spectral channel attention (FCA) of `FcaNet
+    <https://arxiv.org/abs/2012.11879>`_.
+
+    SE's global average pooling is the (0, 0) term of a 2D DCT; FCA splits
+    the channels into ``n`` equal groups and squeezes group ``k`` with DCT
+    frequency ``k``, then applies SE's excitation:
+    ``out = x * sigmoid(fc2(relu(fc1(squeeze(x)))))`` with bias-free FCs.
+    Works as an MMDetection ResNet plugin, e.g.
+    ``dict(cfg=dict(type='MultiSpectralAttention', dct_h=7, dct_w=7),
+    position='after_conv3')``; its modules are named ``att`` as in the
+    released checkpoints.
+
+    Args:
+        in_channels (int): Number of input channels (the plugin builder
+            passes it).
+        dct_h (int): Height of the DCT filter; inputs of any other height
+            are adaptively average pooled to it first. Defaults to 7.
+        dct_w (int): Width of the DCT filter. Defaults to 7.
+        reduction (int): Squeeze ratio of the first FC. Defaults to 16.
+        freq_sel_method (str | list): ``'top16'`` (the published models),
+            any of ``top|low|bot`` x ``1,2,4,8,16,32``, or an explicit list
+            of (u, v) pairs on the 7x7 grid. Defaults to ``'top16'``.
+        learnable_filter (bool): Train the filter (ablation). Defaults to
+            False.
+        filter_init (str): ``'dct'`` or ``'random'`` (ablation). Defaults
+            to ``'dct'``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+    _abbr_ = 'att'
+
+    def __init__(self,
+                 in_channels: int,
+                 dct_h: int = 7,
+                 dct_w: int = 7,
+                 reduction: int = 16,
+                 freq_sel_method: FreqSel = 'top16',
+                 learnable_filter: bool = False,
+                 filter_init: str = 'dct',
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        check_filter_size(dct_h, dct_w)
+        freqs = get_freq_indices(freq_sel_method)
+        check_channels_divisible(in_channels, len(freqs))
+        if not isinstance(reduction, int) or reduction < 1 \
+                or in_channels // reduction < 1:
+            raise ValueError(
+                f'reduction={reduction!r} is not allowed for in_channels='
+                f'{in_channels}; it must be an integer in [1, {in_channels}] '
+                f'so that the hidden layer keeps at least one unit.')
+        self.in_channels = in_channels
+        self.freq_sel_method = freq_sel_method
+        self.dct_layer = MultiSpectralDCT(
+            in_channels, dct_h, dct_w, scale_freqs(freqs, dct_h, dct_w),
+            learnable=learnable_filter, filter_init=filter_init)
+        hidden = in_channels // reduction
+        self.fc = nn.Sequential(
+            nn.Linear(in_channels, hidden, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, in_channels, bias=False),
+            nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reweight the channels of ``x``.
+
+        Args:
+            x (Tensor): Feature map of shape (N, C, H, W), any H and W.
+
+        Returns:
+            Tensor: ``x`` scaled per channel, same shape and dtype.
+        """
+        if x.dim() != 4:
+            raise ValueError(
+                f'{type(self).__name__} expects a 4D (N, C, H, W) input, got '
+                f'a {x.dim()}D tensor of shape {tuple(x.shape)}.')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'{type(self).__name__} was built for in_channels='
+                f'{self.in_channels}, got an input with {x.shape[1]} channels '
+                f'(shape {tuple(x.shape)}).')
+        y = self.dct_layer(x)
+        # The squeeze can exceed the fp16 range (it is GAP * sqrt(H*W) for
+        # the DC term), so the tiny excitation runs outside autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            att = self.fc(y.to(self.fc[0].weight.dtype))
+        return x * att.to(x.dtype).view(*att.shape, 1, 1)
