@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.fft import dctn
+
+from mmfca.models import MultiSpectralAttention, get_freq_indices
+
+
+def reference_fca(layer, x):
+    """Direct float64 computation of the release's formula, from scipy's
+    orthonormal DCT: pool to the filter size, take DCT term (u_k, v_k) of
+    each channel of group k, bias-free FC, ReLU, FC, sigmoid, scale."""
+    x = x.double()
+    n, c, h, w = x.shape
+    dct_h, dct_w = layer.dct_layer.dct_h, layer.dct_layer.dct_w
+    pooled = F.adaptive_avg_pool2d(x, (dct_h, dct_w)).numpy()
+    coeffs = dctn(pooled, type=2, norm='ortho', axes=(2, 3))
+    freqs = get_freq_indices(layer.freq_sel_method)
+    group = c // len(freqs)
+    y = np.empty((n, c))
+    for ch in range(c):
+        u, v = freqs[ch // group]
+        y[:, ch] = coeffs[:, ch, u * (dct_h // 7), v * (dct_w // 7)]
+    w1 = layer.fc[0].weight.detach().double().numpy()
+    w2 = layer.fc[2].weight.detach().double().numpy()
+    att = 1 / (1 + np.exp(-(np.maximum(y @ w1.T, 0) @ w2.T)))
+    return torch.from_numpy(x.numpy() * att[:, :, None, None])
+
+
+def randomized(layer):
+    torch.manual_seed(0)
+    for fc in (layer.fc[0], layer.fc[2]):
+        torch.nn.init.normal_(fc.weight, std=0.5)
+    return layer
+
+
+@pytest.mark.parametrize('dct,size', [(7, (7, 7)), (14, (14, 14)),
+                                      (56, (56, 56)), (7, (25, 38)),
+                                      (14, (20, 9)), (28, (50, 76)),
+                                      (7, (5, 5)), (56, (200, 304))])
+@pytest.mark.parametrize('method', ['top16', 'low4', 'bot32'])
+def test_layer_equals_float64_formula(dct, size, method):
+    layer = randomized(
+        MultiSpectralAttention(64, dct_h=dct, dct_w=dct, reduction=4,
+                               freq_sel_method=method))
+    x = torch.randn(2, 64, *size)
+    out = layer(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    torch.testing.assert_close(out.double(), reference_fca(layer, x),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_dc_only_layer_is_se_on_gap():
+    """With frequency (0, 0) only, FCA is SE with GAP scaled by sqrt(HW)."""
+    layer = randomized(MultiSpectralAttention(32, 7, 7, 4, 'top1'))
+    x = torch.randn(3, 32, 7, 7)
+    z = x.mean((2, 3)) * 7
+    att = torch.sigmoid(layer.fc[2](torch.relu(layer.fc[0](z))))
+    torch.testing.assert_close(layer(x), x * att[:, :, None, None])
+
+
+def test_explicit_frequency_list():
+    layer = randomized(MultiSpectralAttention(8, 14, 14, 2, [(0, 0), (3, 4)]))
+    x = torch.randn(1, 8, 30, 17)
+    torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
+                               rtol=1e-5, atol=1e-5)
+    assert layer.dct_layer.freqs == ((0, 0), (6, 8))
+
+
+def test_release_key_layout_and_no_extra_parameters():
+    layer = MultiSpectralAttention(256, 56, 56)
+    shapes = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
+    assert shapes == {
+        'dct_layer.weight': (256, 56, 56),
+        'fc.0.weight': (16, 256),
+        'fc.2.weight': (256, 16),
+    }
+    # the filter is a fixed buffer: only the two FCs are parameters
+    assert sum(p.numel() for p in layer.parameters()) == 2 * 256 * 16
+
+
+def test_loading_a_non_dct_filter_is_refused():
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    state = layer.state_dict()
+    state['dct_layer.weight'] = torch.randn(32, 7, 7)
+    with pytest.raises(ValueError, match='not the fixed DCT filter'):
+        layer.load_state_dict(state)
+
+
+def test_gradients_flow_to_input_and_fc():
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    x = torch.randn(2, 32, 9, 11, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert layer.fc[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(in_channels=64, freq_sel_method='top3'), "'top3'.*allowed: top1"),
+    (dict(in_channels=64, freq_sel_method='mid16'), "'mid16'.*allowed"),
+    (dict(in_channels=24, freq_sel_method='top16'),
+     r'in_channels=24 .*\(16\).*\[1, 2, 4, 8\]'),
+    (dict(in_channels=16, reduction=32), r'reduction=32 .*\[1, 16\]'),
+    (dict(in_channels=16, dct_h=5), r'dct_h=5 cannot hold the 7x7'),
+    (dict(in_channels=16, freq_sel_method=[(0, 7)]),
+     r'Malformed frequency pair \(0, 7\)'),
+    (dict(in_channels=16, freq_sel_method=[(0, 1, 2)]),
+     r'Malformed frequency pair \(0, 1, 2\)'),
+    (dict(in_channels=16, freq_sel_method=[]), 'Empty frequency list'),
+])
+def test_bad_construction_names_value_and_allowed(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MultiSpectralAttention(**kwargs)
+
+
+def test_bad_input_tensors():
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    with pytest.raises(ValueError, match=r'4D .*got a 3D tensor.*\(32, 7, 7\)'):
+        layer(torch.randn(32, 7, 7))
+    with pytest.raises(ValueError,
+                       match='in_channels=32, got an input with 16 channels'):
+        layer(torch.randn(1, 16, 7, 7))
