@@ -92,13 +92,17 @@ if ! have mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 pycocotools ftfy 
         pycocotools ftfy regex "mmcv==$MMCV_VERSION" "${BUILD_PINS[@]}"
 fi
 
-if ! "$PY" -c "import mmfca, pytest, hypothesis" >/dev/null 2>&1 \
-        || ! "$PY" -m pip show -f mmfca 2>/dev/null | grep -q "__editable__"; then
+# Checked from / so that the repository on the cwd cannot mask a missing or
+# stale editable install.
+if ! (cd / && "$PY" -c "import mmfca.models, pytest, hypothesis, matplotlib; \
+import os, sys; sys.exit(os.path.dirname(mmfca.__file__) != '$ROOT/mmfca')") \
+        >/dev/null 2>&1; then
     log "installing mmfca (editable) with its test and seg extras"
     "${PIP[@]}" --no-build-isolation -e "$ROOT[tests,seg]"
 fi
 
 log "proving the stack"
+cd /
 "$PY" - <<'PY'
 import torch
 import mmcv

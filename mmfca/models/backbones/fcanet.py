@@ -1,5 +1,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """FcaNet backbones: MMDetection's ResNet with an FCA layer in every block."""
+import os.path as osp
+
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
@@ -170,6 +172,27 @@ class FcaNet(ResNet):
             kwargs['init_cfg'] = dict(
                 type='Constant', val=0, override=dict(name='norm2'))
         return super().make_res_layer(**kwargs)
+
+    def init_weights(self):
+        """Initialise, loading ``init_cfg``'s Pretrained checkpoint if any.
+
+        Raises:
+            FileNotFoundError: If a Pretrained checkpoint is a local path that
+                does not exist; the message says how to produce it.
+        """
+        cfg = self.init_cfg if isinstance(self.init_cfg, dict) else {}
+        ckpt = cfg.get('checkpoint') if cfg.get('type') == 'Pretrained' \
+            else None
+        if isinstance(ckpt, str) and '://' not in ckpt \
+                and not osp.isfile(ckpt):
+            raise FileNotFoundError(
+                f'FcaNet pretrained checkpoint {ckpt} not found (init_cfg of '
+                f'the backbone). Convert the released ImageNet weights with\n'
+                f'  python tools/model_converters/fcanet2mmfca.py '
+                f'fca{self.depth}.pth {ckpt}\n'
+                f'or train from scratch with '
+                f'--cfg-options model.backbone.init_cfg=None.')
+        super().init_weights()
 
     def train(self, mode=True):
         """Set training mode, keeping frozen stages and, with ``norm_eval``,

@@ -1,0 +1,92 @@
+# The demo (`make demo`): Mask R-CNN FcaNet on the synthetic COCO-style
+# shapes set, trained from scratch on a 2-core CPU in a few minutes. It
+# inherits the documented COCO config; every difference is listed here.
+_base_ = '../mask_rcnn_fca50_coco.py'
+
+data_root = 'data/synthetic_coco/'
+metainfo = dict(
+    classes=('rectangle', 'ellipse', 'triangle'),
+    palette=[(220, 20, 60), (0, 160, 80), (0, 60, 230)])
+img_scale = (160, 160)  # the generator's size, instead of 1333x800: CPU
+
+model = dict(
+    # Depth 18 instead of 50: 4x fewer backbone FLOPs on a CPU.
+    # BN trained (requires_grad, no norm_eval) and nothing frozen: there is
+    # no ImageNet checkpoint to start from (no download), so the whole
+    # backbone learns from scratch (init_cfg=None).
+    backbone=dict(
+        depth=18,
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512]),  # BasicBlock widths
+    rpn_head=dict(
+        # 160 px images hold 30-80 px shapes: smaller anchors than COCO's
+        anchor_generator=dict(scales=[4])),
+    roi_head=dict(
+        bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
+    # Fewer proposals and RoI samples than COCO's 2000/512: few objects per
+    # image, and the RoI heads dominate CPU time.
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor'))
+]
+# Batch 8, in-process loading: 2 cores leave nothing for loader workers.
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train2017.json',
+        data_prefix=dict(img='train2017/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+# Schedule: a short run instead of 12 COCO epochs; evaluated at the end.
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[9, 11], gamma=0.1)
+]
+optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10.))
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

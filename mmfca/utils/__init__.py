@@ -1,0 +1,8 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+from .checkpoint import (TRUSTED_SCHEME, is_inside, mark_trusted,
+                         resolve_resume)
+from .dist import setup_cpu_distributed
+
+__all__ = [
+    'TRUSTED_SCHEME', 'is_inside', 'mark_trusted', 'resolve_resume', 'setup_cpu_distributed'
+]

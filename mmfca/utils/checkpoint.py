@@ -1,0 +1,89 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""The trust rule for loading checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default: tensors and plain
+data only, no arbitrary code. mmengine's resume checkpoints hold more
+(``HistoryBuffer``, numpy arrays and reconstructors, ``_codecs.encode``,
+builtins ``getattr``), and allowlisting ``getattr`` would reopen arbitrary
+code execution. So:
+
+* a checkpoint that lies inside the run's own ``work_dir`` (written by our
+  tools for this config: ``--resume``, or ``tools/test.py`` on a checkpoint
+  of that work dir) is fully unpickled; ``--resume`` from anywhere else is
+  refused;
+* **everything else** (``load_from``, ``init_cfg`` Pretrained, test
+  checkpoints from elsewhere, converted weights) loads with
+  ``weights_only=True`` and fails, naming the offending global, if the file
+  holds anything but tensors and plain data.
+"""
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.runner import CheckpointLoader
+from mmengine.runner.checkpoint import find_latest_checkpoint
+
+#: Scheme that marks a path the trust rule accepted for full unpickling.
+TRUSTED_SCHEME = 'mmfca-trusted-resume://'
+
+
+@CheckpointLoader.register_scheme(prefixes=TRUSTED_SCHEME)
+def _load_trusted(filename, map_location=None):
+    path = filename[len(TRUSTED_SCHEME):]
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Resume checkpoint {path} can not be found.')
+    # trusted: the run's own checkpoint (see resolve_resume)
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def is_inside(path: str, folder: str) -> bool:
+    """Whether ``path`` resolves to a location inside ``folder``."""
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return osp.commonpath([path, folder]) == folder
+
+
+def mark_trusted(path: str, work_dir: str) -> Optional[str]:
+    """``path`` with the trusted scheme if it lies inside ``work_dir``.
+
+    Args:
+        path (str): Checkpoint path (relative paths that do not exist are
+            taken relative to ``work_dir``).
+        work_dir (str): The run's work directory.
+
+    Returns:
+        str | None: The marked path, or None if ``path`` is not trusted.
+    """
+    if not osp.isabs(path) and not osp.exists(path):
+        path = osp.join(work_dir, path)
+    return TRUSTED_SCHEME + osp.realpath(path) if is_inside(
+        path, work_dir) else None
+
+
+def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
+    """Apply the trust rule to a ``--resume`` argument.
+
+    Args:
+        work_dir (str): The run's work directory.
+        resume (str): ``'auto'`` (latest checkpoint of ``work_dir``) or a
+            checkpoint path.
+
+    Returns:
+        str | None: A ``load_from`` value marking the checkpoint trusted, or
+        None when ``'auto'`` finds no checkpoint (the run starts afresh).
+
+    Raises:
+        ValueError: If the checkpoint lies outside ``work_dir``.
+    """
+    path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
+    if path is None:
+        return None
+    trusted = mark_trusted(path, work_dir)
+    if trusted is None:
+        raise ValueError(
+            f'Refusing to resume from {path}: it is outside the run\'s '
+            f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '
+            f'checkpoint fully (it holds non-tensor training state), which '
+            f'runs code from the file, so only the run\'s own checkpoints '
+            f'are trusted. Copy it into the work_dir if you trust it, or use '
+            f'load_from=... to load only its weights (weights_only=True).')
+    return trusted

@@ -1,0 +1,110 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""Train with mmengine's Runner: MMDetection's tools/train.py interface,
+for MMDetection, MMPretrain and MMSegmentation configs (the config's
+``default_scope`` picks the library).
+
+    python tools/train.py configs/mask_rcnn_fca50_coco.py
+    torchrun --nproc_per_node=8 tools/train.py CONFIG --launcher pytorch
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmfca  # noqa: F401  (registers FcaNet and MultiSpectralAttention)
+from mmfca.datasets import check_data_paths
+from mmfca.utils import resolve_resume, setup_cpu_distributed
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the LR by the total batch size (auto_scale_lr)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint of the work dir, or, without a '
+        'value, from its latest one. Only checkpoints inside the work dir '
+        'are trusted (resume unpickles the training state).')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (see MMDetection)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
+    """Load a config the way both tools do: overrides, work_dir, launcher.
+
+    Raises:
+        FileNotFoundError: If the config file does not exist.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'Config file {path} does not exist; configs live under '
+            f'configs/ (e.g. configs/mask_rcnn_fca50_coco.py).')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def build_runner(cfg):
+    """Set up CPU multi-process training if needed and build the runner."""
+    setup_cpu_distributed(cfg, cfg.launcher)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+    check_data_paths(cfg)
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise RuntimeError('--auto-scale-lr needs auto_scale_lr = '
+                               'dict(base_batch_size=...) in the config.')
+        cfg.auto_scale_lr.enable = True
+    if args.resume is not None:
+        load_from = resolve_resume(cfg.work_dir, args.resume)
+        cfg.resume = load_from is not None
+        cfg.load_from = load_from
+
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
