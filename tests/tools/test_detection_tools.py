@@ -50,7 +50,8 @@ def test_resume_from_outside_the_work_dir_is_refused(trained, tmp_path):
     from mmfca.utils import resolve_resume
     work_dir, _ = trained
     foreign = tmp_path / 'epoch_1.pth'
-    foreign.write_bytes(open(osp.join(work_dir, 'epoch_1.pth'), 'rb').read())
+    ours = glob.glob(osp.join(work_dir, 'epoch_*.pth'))[0]
+    foreign.write_bytes(open(ours, 'rb').read())
     with pytest.raises(ValueError, match='outside the run.s work_dir'):
         resolve_resume(work_dir, str(foreign))
     assert resolve_resume(str(tmp_path / 'empty'), 'auto') is None
@@ -60,8 +61,9 @@ def test_test_tool_writes_coco_bbox_and_segm_metrics(trained,
                                                      synthetic_coco):
     work_dir, _ = trained
     out = osp.join(work_dir, 'preds.pkl')
+    ckpt = glob.glob(osp.join(work_dir, 'epoch_*.pth'))[0]
     proc = run(tool('test.py') + [
-        DEMO_CONFIG, osp.join(work_dir, 'epoch_1.pth'), '--work-dir',
+        DEMO_CONFIG, ckpt, '--work-dir',
         work_dir, '--out', out, '--cfg-options'
     ] + data_options(synthetic_coco))
     assert 'bbox_mAP_copypaste' in proc.stdout
