@@ -6,6 +6,9 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# test helpers (e.g. tests/converters/release_fcanet.py) import by name
+sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
+
 DEMO_CONFIG = osp.join(
     REPO, 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py')
 
