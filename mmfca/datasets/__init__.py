@@ -1,6 +1,13 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 from .checks import check_data_paths
-from .synthetic_coco import CLASSES as SYNTHETIC_COCO_CLASSES
+from .synthetic_cls_seg import (CLS_CLASSES, SEG_CLASSES,
+                                make_synthetic_imagenet,
+                                make_synthetic_segmentation)
 from .synthetic_coco import make_synthetic_coco
+from .synthetic_shapes import CLASSES as SYNTHETIC_COCO_CLASSES
 
-__all__ = ['check_data_paths', 'make_synthetic_coco', 'SYNTHETIC_COCO_CLASSES']
+__all__ = [
+    'check_data_paths', 'make_synthetic_coco', 'make_synthetic_imagenet',
+    'make_synthetic_segmentation', 'CLS_CLASSES', 'SEG_CLASSES',
+    'SYNTHETIC_COCO_CLASSES'
+]

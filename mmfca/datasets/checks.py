@@ -47,9 +47,13 @@ def check_data_paths(cfg, loaders=('train_dataloader', 'val_dataloader',
             paths = []
             if ds.get('ann_file'):
                 paths.append(('ann_file', _join(root, ds['ann_file'])))
-            for key, prefix in (ds.get('data_prefix') or {}).items():
+            prefixes = ds.get('data_prefix') or {}
+            if isinstance(prefixes, str):  # MMPretrain's CustomDataset
+                prefixes = {'': prefixes}
+            for key, prefix in prefixes.items():
                 if isinstance(prefix, str) and prefix:
-                    paths.append((f'data_prefix.{key}', _join(root, prefix)))
+                    field = f'data_prefix.{key}' if key else 'data_prefix'
+                    paths.append((field, _join(root, prefix)))
             if root and not paths:
                 paths.append(('data_root', root))
             for field, path in paths:

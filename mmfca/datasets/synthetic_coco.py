@@ -17,50 +17,12 @@ import os.path as osp
 from typing import Dict, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from pycocotools import mask as mask_utils
 
-CLASSES = ('rectangle', 'ellipse', 'triangle')
-# A base colour per class (jittered per instance) keeps the demo learnable
-# in minutes on a CPU; the shape is still what the masks must follow.
-_BASE_COLOURS = ((220, 60, 50), (50, 180, 70), (60, 90, 220))
+from .synthetic_shapes import CLASSES, draw_shapes_image
+
 MIN_VISIBLE_PIXELS = 30
-
-
-def _draw_shape(draw, kind, box, rng):
-    x0, y0, x1, y1 = box
-    if kind == 'rectangle':
-        draw.rectangle(box, fill=1)
-    elif kind == 'ellipse':
-        draw.ellipse(box, fill=1)
-    else:
-        apex = rng.uniform(x0, x1)
-        draw.polygon([(apex, y0), (x0, y1), (x1, y1)], fill=1)
-
-
-def _make_image(rng, height, width, max_instances):
-    img = np.empty((height, width, 3), dtype=np.float32)
-    img[:] = rng.uniform(150, 250, size=3)
-    img += rng.normal(0, 8, size=img.shape)
-    owner = np.full((height, width), -1, dtype=np.int32)
-    labels = []
-    for k in range(int(rng.integers(1, max_instances + 1))):
-        label = int(rng.integers(len(CLASSES)))
-        side = min(height, width)
-        w = rng.uniform(0.2, 0.5) * side
-        h = w * rng.uniform(0.7, 1.4)
-        x0 = rng.uniform(0, width - w)
-        y0 = rng.uniform(0, max(height - h, 1))
-        canvas = Image.new('L', (width, height), 0)
-        _draw_shape(ImageDraw.Draw(canvas), CLASSES[label],
-                    (x0, y0, x0 + w, y0 + h), rng)
-        shape = np.asarray(canvas, dtype=bool)
-        colour = np.clip(np.array(_BASE_COLOURS[label]) +
-                         rng.normal(0, 20, size=3), 0, 255)
-        img[shape] = colour + rng.normal(0, 6, size=(shape.sum(), 3))
-        owner[shape] = k
-        labels.append(label)
-    return np.clip(img, 0, 255).astype(np.uint8), owner, labels
 
 
 def make_split(root: str, split: str, num_images: int, seed: int,
@@ -85,7 +47,8 @@ def make_split(root: str, split: str, num_images: int, seed: int,
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     images, annotations = [], []
     for img_id in range(1, num_images + 1):
-        img, owner, labels = _make_image(rng, height, width, max_instances)
+        img, owner, labels = draw_shapes_image(rng, height, width,
+                                               max_instances)
         file_name = f'{img_id:012d}.jpg'
         Image.fromarray(img).save(osp.join(root, split, file_name),
                                   quality=95)

@@ -101,6 +101,9 @@ class FcaNet(ResNet):
             :class:`~mmfca.models.MultiSpectralAttention`. Defaults to False.
         filter_init (str): Ablation switch, ``'dct'`` or ``'random'``.
             Defaults to ``'dct'``.
+        contract_dilation (bool): Halve the dilation of the first block of
+            each dilated stage, as MMSegmentation's ResNetV1c baselines do
+            (with ``deep_stem=True``). Defaults to False.
         **kwargs: Every other argument of MMDetection's ResNet (style,
             strides, dilations, out_indices, frozen_stages, norm_cfg,
             norm_eval, with_cp, dcn, stage_with_dcn, plugins, deep_stem,
@@ -128,6 +131,7 @@ class FcaNet(ResNet):
                  freq_sel_method='top16',
                  learnable_filter=False,
                  filter_init='dct',
+                 contract_dilation=False,
                  plugins=None,
                  zero_init_residual=True,
                  init_cfg=None,
@@ -155,6 +159,7 @@ class FcaNet(ResNet):
         ]
         # ResNet zero-initialises the last norm of each residual branch by
         # checking `block is BasicBlock`; do the same for our BasicBlock.
+        self.contract_dilation = contract_dilation
         self._zero_init_basic = (
             block is FcaBasicBlock and zero_init_residual and init_cfg is None
             and pretrained is None)
@@ -171,7 +176,15 @@ class FcaNet(ResNet):
         if self._zero_init_basic:
             kwargs['init_cfg'] = dict(
                 type='Constant', val=0, override=dict(name='norm2'))
-        return super().make_res_layer(**kwargs)
+        layer = super().make_res_layer(**kwargs)
+        dilation = kwargs['dilation']
+        if self.contract_dilation and dilation > 1:
+            first = layer[0]
+            # the dilated conv: conv2 in a Bottleneck, conv1 in a BasicBlock
+            conv = first.conv2 if isinstance(first, Bottleneck) else first.conv1
+            conv.dilation = conv.padding = (dilation // 2, ) * 2
+            first.dilation = dilation // 2
+        return layer
 
     def init_weights(self):
         """Initialise, loading ``init_cfg``'s Pretrained checkpoint if any.

@@ -206,3 +206,27 @@ def test_reduction_and_method_are_passed_to_every_layer():
         assert att.freq_sel_method == 'low4'
     with pytest.raises(ValueError, match="'top5'"):
         FcaNet(50, freq_sel_method='top5')
+
+
+def test_contract_dilation_matches_mmseg_resnetv1c():
+    """With deep_stem + contract_dilation, FcaNet without its FCA layers is
+    MMSegmentation's ResNetV1c: same keys, same output."""
+    from mmseg.models.backbones import ResNetV1c
+    kwargs = dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
+                  norm_eval=False)
+    ours = FcaNet(deep_stem=True, contract_dilation=True, **kwargs)
+    ours.init_weights()
+    theirs = ResNetV1c(contract_dilation=True, **kwargs)
+    state = {k: v for k, v in ours.state_dict().items() if '.att.' not in k}
+    theirs.load_state_dict(state, strict=True)
+    for layer in (ours.layer1, ours.layer2, ours.layer3, ours.layer4):
+        for block in layer:
+            block.att = torch.nn.Identity()
+    assert ours.layer3[0].conv2.dilation == (1, 1)
+    assert ours.layer4[0].conv2.dilation == (2, 2)
+    assert ours.layer4[1].conv2.dilation == (4, 4)
+    theirs.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(ours.eval()(x), theirs(x)):
+            torch.testing.assert_close(a, b)

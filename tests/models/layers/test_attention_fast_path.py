@@ -1,0 +1,113 @@
+"""The squeeze reads the feature once (separable DCT factors with the
+adaptive pooling folded in); it must equal the straightforward formula."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmfca.models import MultiSpectralAttention
+
+
+def straightforward(layer, x):
+    """The release's computation in the input's dtype: pool to the filter
+    size if needed, multiply by the filter bank, sum, FC, scale."""
+    dct = layer.dct_layer
+    pooled = x
+    if x.shape[-2:] != (dct.dct_h, dct.dct_w):
+        pooled = F.adaptive_avg_pool2d(x, (dct.dct_h, dct.dct_w))
+    y = (pooled * dct.weight.to(x.dtype)).sum((2, 3))
+    return x * layer.fc(y)[:, :, None, None]
+
+
+def rel(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+SIZES = [(7, 7), (1, 1), (3, 5), (8, 8), (13, 7), (14, 14), (20, 30),
+         (56, 56), (57, 55), (100, 152), (200, 304)]
+
+
+@pytest.mark.parametrize('dct', [7, 14, 56])
+@pytest.mark.parametrize('size', SIZES)
+def test_equals_straightforward_formula_float32(dct, size):
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(64, dct, dct, 4, 'top16')
+    x = torch.randn(2, 64, *size)
+    out = layer(x)
+    assert rel(out, straightforward(layer, x)) < 1e-6
+    # the squeeze alone, which is where the fast path differs
+    pooled = F.adaptive_avg_pool2d(x, dct)
+    assert rel(layer.dct_layer(x),
+               (pooled * layer.dct_layer.weight).sum((2, 3))) < 1e-6
+
+
+def test_factors_cached_per_size():
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    layer(torch.randn(1, 32, 9, 9))
+    layer(torch.randn(1, 32, 9, 9))
+    layer(torch.randn(1, 32, 10, 9))
+    assert len(layer.dct_layer._factors) == 2
+
+
+@pytest.mark.parametrize('size', [(7, 7), (5, 9), (11, 8)])
+def test_gradcheck_float64(size):
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(8, 7, 7, 2, 'top4').double()
+    x = torch.randn(2, 8, *size, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x, ), eps=1e-6, atol=1e-5)
+
+
+def test_gradients_equal_straightforward_formula():
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 14, 14, 4)
+    x = torch.randn(2, 32, 25, 19, requires_grad=True)
+    g = torch.randn(2, 32, 25, 19)
+    (layer(x) * g).sum().backward()
+    ours = (x.grad.clone(), layer.fc[0].weight.grad.clone())
+    x.grad = None
+    layer.zero_grad()
+    (straightforward(layer, x) * g).sum().backward()
+    assert rel(ours[0], x.grad) < 1e-5
+    assert rel(ours[1], layer.fc[0].weight.grad) < 1e-5
+
+
+@pytest.mark.parametrize('size', [(56, 56), (200, 304)])
+def test_bf16_autocast_large_inputs_stay_finite(size):
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(64, 56, 56, 16)
+    x = torch.randn(1, 64, *size) * 1e4
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = layer(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    assert torch.isfinite(out).all()
+    ref = straightforward(layer.double(), x.double())
+    assert rel(out.double(), ref) < 2e-2  # bf16 has 8 mantissa bits
+
+
+def test_fp16_range_is_respected():
+    """The DC term of a 56x56 map of 1e4 is 5.6e5, beyond fp16's 65504: the
+    squeeze's products stay in range and the scale is applied in fp32."""
+    layer = MultiSpectralAttention(16, 56, 56, 4, 'top1').half()
+    x = torch.full((1, 16, 56, 56), 1e4, dtype=torch.float16)
+    y = layer.dct_layer(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, torch.full((1, 16), 5.6e5), rtol=1e-3,
+                               atol=0)
+    assert torch.isfinite(layer(x)).all()
+
+
+def test_channels_last():
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    x = torch.randn(2, 32, 11, 9)
+    out = layer(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, layer(x))
+
+
+def test_torch_compile():
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    compiled = torch.compile(layer)
+    for size in ((7, 7), (12, 10)):
+        x = torch.randn(2, 32, *size)
+        torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5,
+                                   atol=1e-6)
