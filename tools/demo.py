@@ -52,7 +52,11 @@ def draw_overlays(config, checkpoint, images, out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/demo'))
+    parser.add_argument(
+        '--work-dir',
+        default=osp.join(ROOT, 'work_dirs/demo',
+                         time.strftime('run_%Y%m%d_%H%M%S')),
+        help='a new folder per run by default, so earlier runs are kept')
     parser.add_argument('--data-root',
                         default=osp.join(ROOT, 'data/synthetic_coco'))
     parser.add_argument('--num-overlays', type=int, default=4)

@@ -7,6 +7,7 @@ for MMDetection, MMPretrain and MMSegmentation configs (the config's
     torchrun --nproc_per_node=8 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
+import glob
 import os
 import os.path as osp
 
@@ -37,6 +38,11 @@ def parse_args(argv=None):
         help='resume from this checkpoint of the work dir, or, without a '
         'value, from its latest one. Only checkpoints inside the work dir '
         'are trusted (resume unpickles the training state).')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='start a new run in a work dir that holds checkpoints of an '
+        'earlier run, replacing them (refused otherwise)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -76,9 +82,24 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     return cfg
 
 
+def refuse_to_overwrite(work_dir):
+    """Raise if ``work_dir`` holds checkpoints a new run would replace."""
+    found = sorted(glob.glob(osp.join(work_dir, '*.pth')))
+    if found:
+        raise FileExistsError(
+            f'{work_dir} holds checkpoints of an earlier run '
+            f'({", ".join(osp.basename(p) for p in found)}); a new run '
+            f'would overwrite them. Pass --resume to continue that run, '
+            f'--work-dir to start elsewhere, or --overwrite to replace them.')
+
+
 def build_runner(cfg):
     """Set up CPU multi-process training if needed and build the runner."""
     setup_cpu_distributed(cfg, cfg.launcher)
+    # checkpoints carry the RNG states: a resumed run continues exactly
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
@@ -102,6 +123,8 @@ def main(argv=None):
         load_from = resolve_resume(cfg.work_dir, args.resume)
         cfg.resume = load_from is not None
         cfg.load_from = load_from
+    elif not args.overwrite:
+        refuse_to_overwrite(cfg.work_dir)
 
     build_runner(cfg).train()
 

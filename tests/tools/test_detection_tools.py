@@ -46,6 +46,17 @@ def test_resume_continues_from_the_last_checkpoint(trained, synthetic_coco):
     assert ckpt['meta']['epoch'] == 2 and ckpt['meta']['iter'] == 4
 
 
+def test_a_new_run_does_not_overwrite_earlier_checkpoints(trained):
+    import train
+    work_dir, _ = trained
+    before = {p: osp.getmtime(p)
+              for p in glob.glob(osp.join(work_dir, '*.pth'))}
+    with pytest.raises(FileExistsError, match=r'epoch_\d\.pth.*--resume'):
+        train.main([DEMO_CONFIG, '--work-dir', work_dir])
+    assert before == {p: osp.getmtime(p)
+                      for p in glob.glob(osp.join(work_dir, '*.pth'))}
+
+
 def test_resume_from_outside_the_work_dir_is_refused(trained, tmp_path):
     from mmfca.utils import resolve_resume
     work_dir, _ = trained

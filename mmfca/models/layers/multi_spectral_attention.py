@@ -74,7 +74,8 @@ class MultiSpectralDCT(nn.Module):
                 f'filter_init={self.filter_init!r}')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Squeeze ``x`` of shape (N, C, H, W) to (N, C) (float32 or wider).
+        """Squeeze ``x`` of shape (N, C, H, W) to (N, C), in float32 or the
+        input's dtype if wider.
 
         Under autocast the products run in the low precision on filters
         normalised to unit L1 norm (no overflow for any input that fits the
@@ -98,7 +99,9 @@ class MultiSpectralDCT(nn.Module):
         row, col, scale = self._get_factors(h, w, x.dtype, x.device)
         y = x.reshape(n, groups, (c // groups) * h, w) @ col
         y = y.view(n, groups, c // groups, h) @ row
-        y = y.view(n, groups, c // groups).float() * scale
+        # the scale is applied in float32 (or wider): never narrow float64
+        wide = torch.promote_types(y.dtype, torch.float32)
+        y = y.view(n, groups, c // groups).to(wide) * scale.to(wide)
         return y.view(n, c)
 
     def _get_factors(self, h, w, dtype, device):
@@ -221,7 +224,13 @@ class MultiSpectralAttention(BaseModule):
                 f'(shape {tuple(x.shape)}).')
         y = self.dct_layer(x)
         # The squeeze can exceed the fp16 range (it is GAP * sqrt(H*W) for
-        # the DC term), so the tiny excitation runs outside autocast.
+        # the DC term). fc2(relu(fc1(y))) is positively homogeneous in y
+        # (bias-free), so y is normalised per sample before the FCs and the
+        # scale restored in float32 before the sigmoid; the tiny excitation
+        # runs outside autocast, in the FCs' own dtype.
         with torch.autocast(x.device.type, enabled=False):
-            att = self.fc(y.to(self.fc[0].weight.dtype))
+            scale = y.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+            fc1, relu, fc2, sigmoid = self.fc
+            z = fc2(relu(fc1((y / scale).to(fc1.weight.dtype))))
+            att = sigmoid(z.to(scale.dtype) * scale)
         return x * att.to(x.dtype).view(*att.shape, 1, 1)

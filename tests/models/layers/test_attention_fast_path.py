@@ -80,19 +80,25 @@ def test_bf16_autocast_large_inputs_stay_finite(size):
     assert out.dtype == torch.bfloat16
     assert torch.isfinite(out).all()
     ref = straightforward(layer.double(), x.double())
-    assert rel(out.double(), ref) < 2e-2  # bf16 has 8 mantissa bits
+    # bf16 keeps 8 significant bits (relative step 2**-8 = 0.4%); the FCs
+    # see 1e5-scale inputs, so a few steps show in the attention
+    assert rel(out.double(), ref) < 5e-2
 
 
 def test_fp16_range_is_respected():
     """The DC term of a 56x56 map of 1e4 is 5.6e5, beyond fp16's 65504: the
-    squeeze's products stay in range and the scale is applied in fp32."""
+    squeeze's products stay in range, the scale is applied in fp32, and a
+    half-precision FC sees normalised inputs."""
     layer = MultiSpectralAttention(16, 56, 56, 4, 'top1').half()
     x = torch.full((1, 16, 56, 56), 1e4, dtype=torch.float16)
     y = layer.dct_layer(x)
     assert y.dtype == torch.float32
     torch.testing.assert_close(y, torch.full((1, 16), 5.6e5), rtol=1e-3,
                                atol=0)
-    assert torch.isfinite(layer(x)).all()
+    out = layer(x)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    ref = straightforward(layer.double(), x.double())
+    assert rel(out.double(), ref) < 1e-2
 
 
 def test_channels_last():
