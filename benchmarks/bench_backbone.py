@@ -28,8 +28,8 @@ def classifier(backbone):
 
 def se_bias_params(model):
     return sum(m.bias.numel() for n, m in model.named_modules()
-               if '.se.' in n and getattr(m, 'bias', None) is not None
-               and isinstance(m, torch.nn.Conv2d))
+               if '.se_layer.' in n and isinstance(m, torch.nn.Conv2d)
+               and m.bias is not None)
 
 
 def mask_rcnn(backbone_type):

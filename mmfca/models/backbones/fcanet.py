@@ -152,7 +152,9 @@ class FcaNet(ResNet):
                     reduction=reduction,
                     freq_sel_method=freq_sel_method,
                     learnable_filter=learnable_filter,
-                    filter_init=filter_init),
+                    filter_init=filter_init,
+                    # the block never reuses the FCA's input
+                    inplace=True),
                 position=position,
                 stages=tuple(i == stage for i in range(num_stages)))
             for stage, size in enumerate(STAGE_DCT_SIZES[:num_stages])

@@ -1,6 +1,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """Multi-spectral channel attention (the FCA layer of FcaNet)."""
-from typing import Dict, Tuple
+from collections import OrderedDict
+from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,93 @@ from .dct import (FreqSel, adaptive_pool_matrix, channel_dct_filters,
 FILTER_INITS = ('dct', 'random')
 
 
+#: Most input sizes whose folded filters are kept (shared by all layers).
+FILTER_CACHE_SIZE = 64
+_filter_cache: 'OrderedDict[tuple, Tuple[torch.Tensor, ...]]' = OrderedDict()
+
+#: Maps of at most this many pixels are squeezed with one dot product per
+#: channel; larger ones row by row (shorter float sums, and faster there).
+ONE_DOT_MAX_PIXELS = 256
+
+
+def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
+    """The separable factors of each frequency's DCT filter with adaptive
+    pooling from ``h x w`` to ``dct_h x dct_w`` folded in.
+
+    ``sum_ij x[i, j] * rows[k, i] * cols[k, j] * scale[k]`` equals pooling
+    ``x`` to the filter size and applying the DCT filter of frequency ``k``.
+    ``rows`` and ``cols`` have unit L1 norm, which keeps low-precision
+    products within the input's range.
+
+    Args:
+        dct_h (int): Filter height.
+        dct_w (int): Filter width.
+        freqs (tuple): ``(u, v)`` pairs in filter coordinates.
+        h (int): Input height.
+        w (int): Input width.
+        dtype (torch.dtype): Dtype of ``rows`` and ``cols``.
+        device (torch.device): Device of the outputs.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: ``rows`` (n, h), ``cols`` (n, w) and
+        float32 ``scale`` (1, n, 1). Cached (LRU, shared by all layers).
+    """
+    key = (dct_h, dct_w, tuple(freqs), h, w, dtype, str(device))
+    if key in _filter_cache:
+        _filter_cache.move_to_end(key)
+        return _filter_cache[key]
+    pool_h = adaptive_pool_matrix(h, dct_h)
+    pool_w = adaptive_pool_matrix(w, dct_w)
+    rows = torch.stack([pool_h.t() @ dct_basis_1d(u, dct_h) for u, _ in freqs])
+    cols = torch.stack([pool_w.t() @ dct_basis_1d(v, dct_w) for _, v in freqs])
+    row_l1, col_l1 = rows.abs().sum(1), cols.abs().sum(1)
+    entry = ((rows / row_l1[:, None]).to(device, dtype),
+             (cols / col_l1[:, None]).to(device, dtype),
+             (row_l1 * col_l1).view(1, -1, 1).to(device, torch.float32))
+    _filter_cache[key] = entry
+    if len(_filter_cache) > FILTER_CACHE_SIZE:
+        _filter_cache.popitem(last=False)
+    return entry
+
+
+class _SeparableGroupDot(torch.autograd.Function):
+    """``y[n, c] = sum_ij x[n, c, i, j] * rows[g, i] * cols[g, j]`` with
+    ``g = c // (C / G)``.
+
+    Forward reads ``x`` once: one matrix-vector product per channel group
+    (small maps), or a product over columns then over rows (large maps).
+    Backward writes the input gradient once (a broadcast product). Nothing
+    of the input's size is saved for backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, rows, cols):
+        n, c, h, w = x.shape
+        groups = rows.shape[0]
+        ctx.save_for_backward(rows, cols)
+        ctx.shape = (n, c, h, w)
+        if h * w <= ONE_DOT_MAX_PIXELS:
+            filters = (rows[:, :, None] * cols[:, None, :]).view(
+                1, groups, h * w, 1)
+            y = x.reshape(n, groups, c // groups, h * w) @ filters
+        else:
+            y = x.reshape(n, groups, c // groups * h, w) @ cols.view(
+                1, groups, w, 1)
+            y = y.view(n, groups, c // groups, h) @ rows.view(
+                1, groups, h, 1)
+        return y.view(n, c)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        rows, cols = ctx.saved_tensors
+        n, c, h, w = ctx.shape
+        groups = rows.shape[0]
+        filters = rows[:, :, None] * cols[:, None, :]
+        grad_x = grad_y.view(n, groups, c // groups, 1, 1) * filters.view(
+            1, groups, 1, h, w).to(grad_y.dtype)
+        return grad_x.view(n, c, h, w), None, None
+
+
 class MultiSpectralDCT(nn.Module):
     """The squeeze of FCA: channel group ``k`` is compressed with the 2D DCT
     frequency ``k``, ``y_c = sum_ij x_c(i, j) * filter_c(i, j)``.
@@ -22,10 +110,10 @@ class MultiSpectralDCT(nn.Module):
     ``weight`` holds the per-channel filter bank with the release's layout
     (``C x dct_h x dct_w``, saved as ``dct_layer.weight``). An input whose
     spatial size differs from the filter's is first adaptively average
-    pooled to the filter size, as in the release. Pooling is linear, so it is
-    folded into the filter; for the fixed DCT filter both are separable, and
-    the squeeze is two small matrix-vector products per channel group that
-    read the input once (factors cached per input size).
+    pooled to the filter size, as in the release. Pooling is linear, so for
+    the fixed DCT filter it is folded into the filter's separable factors,
+    cached per input size, and the squeeze reads the input once, as SE's
+    average pooling does (see ``_SeparableGroupDot``).
 
     Args:
         channels (int): Number of input channels.
@@ -60,8 +148,6 @@ class MultiSpectralDCT(nn.Module):
             self.weight = nn.Parameter(weight)
         else:
             self.register_buffer('weight', weight)
-        # Separable factors of the fixed DCT filter, per input size.
-        self._factors: Dict[Tuple, Tuple[torch.Tensor, ...]] = {}
 
     @property
     def separable(self) -> bool:
@@ -95,33 +181,15 @@ class MultiSpectralDCT(nn.Module):
 
     def _separable_squeeze(self, x):
         n, c, h, w = x.shape
-        groups = len(self.freqs)
-        row, col, scale = self._get_factors(h, w, x.dtype, x.device)
-        y = x.reshape(n, groups, (c // groups) * h, w) @ col
-        y = y.view(n, groups, c // groups, h) @ row
+        rows, cols, scale = pooled_dct_factors(self.dct_h, self.dct_w,
+                                               self.freqs, h, w, x.dtype,
+                                               x.device)
+        y = _SeparableGroupDot.apply(x, rows, cols)
         # the scale is applied in float32 (or wider): never narrow float64
         wide = torch.promote_types(y.dtype, torch.float32)
+        groups = len(self.freqs)
         y = y.view(n, groups, c // groups).to(wide) * scale.to(wide)
         return y.view(n, c)
-
-    def _get_factors(self, h, w, dtype, device):
-        key = (h, w, dtype, device)
-        if key not in self._factors:
-            rows, cols = [], []
-            pool_h = adaptive_pool_matrix(h, self.dct_h)
-            pool_w = adaptive_pool_matrix(w, self.dct_w)
-            for u, v in self.freqs:
-                rows.append(pool_h.t() @ dct_basis_1d(u, self.dct_h))
-                cols.append(pool_w.t() @ dct_basis_1d(v, self.dct_w))
-            rows, cols = torch.stack(rows), torch.stack(cols)
-            row_l1 = rows.abs().sum(1, keepdim=True)
-            col_l1 = cols.abs().sum(1, keepdim=True)
-            scale = (row_l1 * col_l1).view(1, -1, 1)
-            self._factors[key] = (
-                (rows / row_l1).to(device, dtype).view(1, -1, h, 1),
-                (cols / col_l1).to(device, dtype).view(1, -1, w, 1),
-                scale.to(device, torch.float32))
-        return self._factors[key]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The fast path uses the DCT it computes, so a fixed DCT filter read
@@ -169,6 +237,9 @@ class MultiSpectralAttention(BaseModule):
             False.
         filter_init (str): ``'dct'`` or ``'random'`` (ablation). Defaults
             to ``'dct'``.
+        inplace (bool): When autograd is off (inference), scale the input
+            in place instead of allocating the output. Only for callers that
+            do not reuse the input (FcaNet's blocks). Defaults to False.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
     _abbr_ = 'att'
@@ -181,8 +252,10 @@ class MultiSpectralAttention(BaseModule):
                  freq_sel_method: FreqSel = 'top16',
                  learnable_filter: bool = False,
                  filter_init: str = 'dct',
+                 inplace: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
+        self.inplace = inplace
         check_filter_size(dct_h, dct_w)
         freqs = get_freq_indices(freq_sel_method)
         check_channels_divisible(in_channels, len(freqs))
@@ -233,4 +306,7 @@ class MultiSpectralAttention(BaseModule):
             fc1, relu, fc2, sigmoid = self.fc
             z = fc2(relu(fc1((y / scale).to(fc1.weight.dtype))))
             att = sigmoid(z.to(scale.dtype) * scale)
-        return x * att.to(x.dtype).view(*att.shape, 1, 1)
+        att = att.to(x.dtype).view(*att.shape, 1, 1)
+        if self.inplace and not torch.is_grad_enabled():
+            return x.mul_(att)
+        return x * att

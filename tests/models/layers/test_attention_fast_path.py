@@ -40,12 +40,19 @@ def test_equals_straightforward_formula_float32(dct, size):
                (pooled * layer.dct_layer.weight).sum((2, 3))) < 1e-6
 
 
-def test_factors_cached_per_size():
-    layer = MultiSpectralAttention(32, 7, 7, 4)
-    layer(torch.randn(1, 32, 9, 9))
-    layer(torch.randn(1, 32, 9, 9))
-    layer(torch.randn(1, 32, 10, 9))
-    assert len(layer.dct_layer._factors) == 2
+def test_filters_cached_per_size_and_shared_between_layers(monkeypatch):
+    from mmfca.models.layers import multi_spectral_attention as msa
+    monkeypatch.setattr(msa, '_filter_cache', msa.OrderedDict())
+    monkeypatch.setattr(msa, 'FILTER_CACHE_SIZE', 3)
+    a = MultiSpectralAttention(32, 7, 7, 4)
+    b = MultiSpectralAttention(64, 7, 7, 4)  # same filters, other width
+    a(torch.randn(1, 32, 9, 9))
+    b(torch.randn(1, 64, 9, 9))
+    a(torch.randn(1, 32, 10, 9))
+    assert len(msa._filter_cache) == 2
+    for size in (11, 12, 13):
+        a(torch.randn(1, 32, size, 9))
+    assert len(msa._filter_cache) == 3  # least recently used dropped
 
 
 @pytest.mark.parametrize('size', [(7, 7), (5, 9), (11, 8)])

@@ -121,3 +121,27 @@ def test_bad_input_tensors():
     with pytest.raises(ValueError,
                        match='in_channels=32, got an input with 16 channels'):
         layer(torch.randn(1, 16, 7, 7))
+
+
+def test_inplace_only_without_autograd():
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(16, 7, 7, 4, inplace=True)
+    x = torch.randn(2, 16, 9, 9)
+    expected = MultiSpectralAttention(16, 7, 7, 4)
+    expected.load_state_dict(layer.state_dict())
+    ref = expected(x.clone())
+    with torch.no_grad():
+        y = x.clone()
+        out = layer(y)
+    assert out.data_ptr() == y.data_ptr()
+    torch.testing.assert_close(out, ref)
+    # with autograd on, the input is left alone
+    z = x.clone().requires_grad_()
+    out = layer(z)
+    assert out.data_ptr() != z.data_ptr()
+    torch.testing.assert_close(out, ref)
+    # the default never writes to its input
+    with torch.no_grad():
+        y = x.clone()
+        expected(y)
+    assert torch.equal(y, x)
