@@ -8,17 +8,13 @@ MMPretrain and MMSegmentation configs.
 import argparse
 import os
 import os.path as osp
-import sys
 import warnings
 from copy import deepcopy
 
 from mmengine.config import ConfigDict, DictAction
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import build_runner, load_config  # noqa: E402
-
-from mmfca.datasets import check_data_paths  # noqa: E402
-from mmfca.utils import mark_trusted  # noqa: E402
+from mmfca.datasets import check_data_paths
+from mmfca.utils import build_runner, load_config, mark_trusted
 
 
 def parse_args(argv=None):

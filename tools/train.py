@@ -11,13 +11,10 @@ import glob
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-import mmfca  # noqa: F401  (registers FcaNet and MultiSpectralAttention)
 from mmfca.datasets import check_data_paths
-from mmfca.utils import resolve_resume, setup_cpu_distributed
+from mmfca.utils import build_runner, load_config, resolve_resume
 
 
 def parse_args(argv=None):
@@ -60,28 +57,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
-    """Load a config the way both tools do: overrides, work_dir, launcher.
-
-    Raises:
-        FileNotFoundError: If the config file does not exist.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Config file {path} does not exist; configs live under '
-            f'configs/ (e.g. configs/mask_rcnn_fca50_coco.py).')
-    cfg = Config.fromfile(path)
-    cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(path))[0])
-    return cfg
-
-
 def refuse_to_overwrite(work_dir):
     """Raise if ``work_dir`` holds checkpoints a new run would replace."""
     found = sorted(glob.glob(osp.join(work_dir, '*.pth')))
@@ -91,18 +66,6 @@ def refuse_to_overwrite(work_dir):
             f'({", ".join(osp.basename(p) for p in found)}); a new run '
             f'would overwrite them. Pass --resume to continue that run, '
             f'--work-dir to start elsewhere, or --overwrite to replace them.')
-
-
-def build_runner(cfg):
-    """Set up CPU multi-process training if needed and build the runner."""
-    setup_cpu_distributed(cfg, cfg.launcher)
-    # checkpoints carry the RNG states: a resumed run continues exactly
-    hooks = list(cfg.get('custom_hooks', []))
-    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='RNGStateHook')]
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main(argv=None):

@@ -2,7 +2,9 @@
 from .checkpoint import (TRUSTED_SCHEME, is_inside, mark_trusted,
                          resolve_resume)
 from .dist import setup_cpu_distributed
+from .runner import build_runner, load_config
 
 __all__ = [
-    'TRUSTED_SCHEME', 'is_inside', 'mark_trusted', 'resolve_resume', 'setup_cpu_distributed'
+    'TRUSTED_SCHEME', 'build_runner', 'is_inside', 'load_config',
+    'mark_trusted', 'resolve_resume', 'setup_cpu_distributed'
 ]

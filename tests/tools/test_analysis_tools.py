@@ -1,0 +1,127 @@
+"""The analysis tools on the synthetic data with tiny settings."""
+import glob
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, run, tool
+from mmfca.datasets import make_synthetic_imagenet
+from mmfca.models import FcaNet, MultiSpectralAttention
+from mmfca.models.layers.dct import channel_dct_filters
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+from plot_dct_basis import plot_dct_basis  # noqa: E402
+
+
+def test_plot_dct_basis_png(tmp_path):
+    out = str(tmp_path / 'basis.png')
+    freqs = plot_dct_basis('low4', out, filter_size=14, dpi=50)
+    assert freqs == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    with Image.open(out) as img:
+        assert img.size == (350, 370)  # 7 x 7.4 inches at 50 dpi
+    plot_dct_basis([(3, 3), (6, 0)], out, filter_size=7, dpi=50)
+
+
+@pytest.fixture(scope='module')
+def cls_config(tmp_path_factory):
+    """FcaNet-18 classification config on the synthetic ImageNet set."""
+    from test_cls_seg import classification_cfg
+    root = tmp_path_factory.mktemp('cls')
+    data = make_synthetic_imagenet(str(root / 'data'), num_train=8,
+                                   num_val=12)
+    cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,
+                             root / 'work')
+    cfg.train_cfg.max_epochs = 1
+    path = str(root / 'cls.py')
+    cfg.dump(path)
+    return path, str(root / 'work')
+
+
+def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
+    config, _ = cls_config
+    out = str(tmp_path / 'ablation')
+    args = tool('analysis_tools/frequency_ablation.py') + [
+        config, '--out-dir', out, '--cells', '0,0 0,1 1,0 1,1',
+        '--max-epochs', '1'
+    ]
+    run(args)
+    cells = sorted(glob.glob(osp.join(out, 'cells', '*.json')))
+    assert len(cells) == 4
+    records = [json.load(open(p)) for p in cells]
+    heat = json.load(open(osp.join(out, 'heatmap.json')))
+    assert heat['metric'] == 'accuracy/top1'
+    for rec in records:
+        assert heat['grid'][rec['u']][rec['v']] == rec['value']
+    nan_cells = sum(x != x for row in heat['grid'] for x in row)
+    assert nan_cells == 49 - 4
+    ranking = json.load(open(osp.join(out, 'ranking.json')))
+    assert sorted(map(tuple, ranking['pairs'])) == [(0, 0), (0, 1), (1, 0),
+                                                    (1, 1)]
+    assert ranking['values'] == sorted(ranking['values'], reverse=True)
+    # the ranked list is a valid explicit frequency list
+    MultiSpectralAttention(64, 7, 7, 4, [tuple(p) for p in ranking['pairs']])
+    with Image.open(osp.join(out, 'heatmap.png')) as img:
+        assert img.size == (500, 440)
+    # each cell's model used its single frequency (stage 1: 56x56 filter)
+    ckpt = torch.load(osp.join(out, 'runs', 'u1_v0', 'epoch_1.pth'),
+                      weights_only=False, map_location='cpu')
+    filt = ckpt['state_dict']['backbone.layer1.0.att.dct_layer.weight']
+    torch.testing.assert_close(
+        filt, channel_dct_filters(64, 56, 56, [(8, 0)]).float())
+    # restart: finished cells are skipped
+    again = run(args)
+    assert again.stdout.count('done earlier; skipped') == 4
+    assert 'Epoch(train)' not in again.stdout
+
+
+def test_visualize_attention(cls_config, tmp_path):
+    config, work = cls_config
+    # train one epoch to get a checkpoint of our own run
+    run(tool('train.py') + [config, '--work-dir', work, '--overwrite'])
+    ckpt = osp.join(work, 'epoch_1.pth')
+    image = glob.glob(osp.join(osp.dirname(config), 'data', 'val', '*',
+                               '*.png'))[0]
+    out = str(tmp_path / 'att.png')
+    proc = run(tool('analysis_tools/visualize_attention.py') + [
+        config, ckpt, image, '--out', out, '--size', '64', '--work-dir', work
+    ])
+    assert '4 stages' in proc.stdout
+    with Image.open(out) as img:
+        assert img.size == (1100, 920)
+
+
+@pytest.mark.parametrize('learnable,init', [(True, 'dct'), (True, 'random'),
+                                            (False, 'random')])
+def test_filter_variants(learnable, init):
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(16, 7, 7, 4, 'top4',
+                                   learnable_filter=learnable,
+                                   filter_init=init)
+    weight = layer.dct_layer.weight
+    assert isinstance(weight, torch.nn.Parameter) == learnable
+    x = torch.randn(2, 16, 9, 11)
+    layer(x).sum().backward()
+    if learnable:
+        assert weight.grad is not None and weight.grad.abs().sum() > 0
+    else:
+        assert weight.grad is None and not weight.requires_grad
+    # the general path computes the pooled filter exactly
+    pooled = torch.nn.functional.adaptive_avg_pool2d(x, 7)
+    y = (pooled * weight).sum((2, 3))
+    torch.testing.assert_close(layer.dct_layer(x), y, rtol=1e-5, atol=1e-5)
+
+
+def test_fixed_dct_filter_gets_no_gradient_and_backbone_switches():
+    model = FcaNet(18, learnable_filter=True, filter_init='random')
+    atts = [m for m in model.modules() if isinstance(m, MultiSpectralAttention)]
+    assert all(isinstance(a.dct_layer.weight, torch.nn.Parameter)
+               for a in atts)
+    fixed = MultiSpectralAttention(16, 7, 7, 4)
+    fixed(torch.randn(1, 16, 7, 7, requires_grad=True)).sum().backward()
+    assert 'dct_layer.weight' not in dict(fixed.named_parameters())
+    with pytest.raises(ValueError, match="filter_init 'gauss'"):
+        MultiSpectralAttention(16, filter_init='gauss')
