@@ -6,8 +6,10 @@ import sys
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# test helpers (e.g. tests/converters/release_fcanet.py) import by name
-sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
+# test helpers (tests/converters/release_fcanet.py, the float64 reference
+# of tests/models/layers) import by name
+for _helpers in ('converters', osp.join('models', 'layers')):
+    sys.path.insert(0, osp.join(REPO, 'tests', _helpers))
 
 DEMO_CONFIG = osp.join(
     REPO, 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py')

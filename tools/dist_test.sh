@@ -1,23 +1,4 @@
 #!/usr/bin/env bash
 # Multi-GPU / multi-machine evaluation through torchrun and mmengine's
 # launcher:  bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
-# Multi-machine: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) per machine.
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-DIR="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$DIR/..":$PYTHONPATH \
-python -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$DIR/test.py" \
-    "$CONFIG" "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+exec bash "$(dirname "$0")/dist_run.sh" test.py "$3" "$1" "$2" "${@:4}"

@@ -24,6 +24,13 @@ CLS_CLASSES = tuple(CLASSES) + tuple(f'{c}_outline' for c in CLASSES)
 SEG_CLASSES = ('background', ) + tuple(CLASSES)
 
 
+def _splits(num_train, num_val, seed):
+    """(split name, image count, generator); val is seeded ``seed + 1``."""
+    for split, num, split_seed in (('train', num_train, seed),
+                                   ('val', num_val, seed + 1)):
+        yield split, num, np.random.default_rng(split_seed)
+
+
 def make_synthetic_imagenet(root: str, num_train: int = 36,
                             num_val: int = 12, seed: int = 0,
                             img_size: int = 64) -> str:
@@ -39,9 +46,7 @@ def make_synthetic_imagenet(root: str, num_train: int = 36,
     Returns:
         str: ``root``.
     """
-    for split, num, split_seed in (('train', num_train, seed),
-                                   ('val', num_val, seed + 1)):
-        rng = np.random.default_rng(split_seed)
+    for split, num, rng in _splits(num_train, num_val, seed):
         for name in CLS_CLASSES:
             os.makedirs(osp.join(root, split, name), exist_ok=True)
         for i in range(num):
@@ -69,9 +74,7 @@ def make_synthetic_segmentation(root: str, num_train: int = 8,
     Returns:
         str: ``root``.
     """
-    for split, num, split_seed in (('train', num_train, seed),
-                                   ('val', num_val, seed + 1)):
-        rng = np.random.default_rng(split_seed)
+    for split, num, rng in _splits(num_train, num_val, seed):
         img_dir = osp.join(root, 'img_dir', split)
         ann_dir = osp.join(root, 'ann_dir', split)
         os.makedirs(img_dir, exist_ok=True)

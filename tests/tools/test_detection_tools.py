@@ -86,22 +86,33 @@ def test_test_tool_writes_coco_bbox_and_segm_metrics(trained,
     assert osp.getsize(out) > 0
 
 
-def test_two_process_gloo_training_saves_one_checkpoint(
-        synthetic_coco, tmp_path):
+def test_two_process_gloo_training(synthetic_coco, tmp_path):
+    """tools/dist_train.sh (torchrun, 2 processes, gloo on CPU): rank 0
+    alone saves, and both ranks hold the same weights after training."""
     work_dir = str(tmp_path / 'dist')
+    config = tmp_path / 'dist_config.py'
+    config.write_text(
+        f'_base_ = {DEMO_CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmfca', 'rank_report_hook'],\n"
+        '                      allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='RankReportHook')]\n")
     proc = run([
-        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        '--master_port=29517', osp.join(REPO, 'tools/train.py'), DEMO_CONFIG,
-        '--launcher', 'pytorch', '--work-dir', work_dir, '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=2'
+        'bash', osp.join(REPO, 'tools/dist_train.sh'), str(config), '2',
+        '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=2'
     ] + data_options(synthetic_coco)[:5] + ['train_dataloader.batch_size=2'],
-        env=dict(OMP_NUM_THREADS='1'))
-    assert 'Distributed launcher: pytorch' in proc.stdout or \
-        'distributed: True' in proc.stdout
+        env=dict(OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT='29517',
+                 PYTHONPATH=osp.dirname(osp.abspath(__file__))))
+    assert 'Distributed launcher: pytorch' in proc.stdout
     # 8 images, 2 per process and step, 2 processes: 2 iterations
     assert 'Epoch(train) [1][2/2]' in proc.stdout
     assert glob.glob(osp.join(work_dir, '*.pth')) == [
         osp.join(work_dir, 'epoch_1.pth')]
+    assert sorted(osp.basename(p) for p in glob.glob(
+        osp.join(work_dir, 'saved_by_rank*'))) == ['saved_by_rank0']
+    hashes = [open(osp.join(work_dir, f'params_rank{r}.sha256')).read()
+              for r in (0, 1)]
+    assert hashes[0] == hashes[1]
 
 
 def test_custom_imports_config_outside_the_repo(synthetic_coco, tmp_path):

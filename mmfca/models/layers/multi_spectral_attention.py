@@ -55,7 +55,11 @@ def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
     pool_w = adaptive_pool_matrix(w, dct_w)
     rows = torch.stack([pool_h.t() @ dct_basis_1d(u, dct_h) for u, _ in freqs])
     cols = torch.stack([pool_w.t() @ dct_basis_1d(v, dct_w) for _, v in freqs])
-    row_l1, col_l1 = rows.abs().sum(1), cols.abs().sum(1)
+    # a factor is exactly 0 when pooling annihilates its frequency (e.g. a
+    # 1-pixel axis: a constant is orthogonal to every u > 0); keep it 0
+    tiny = torch.finfo(torch.float64).tiny
+    row_l1 = rows.abs().sum(1).clamp_min(tiny)
+    col_l1 = cols.abs().sum(1).clamp_min(tiny)
     entry = ((rows / row_l1[:, None]).to(device, dtype),
              (cols / col_l1[:, None]).to(device, dtype),
              (row_l1 * col_l1).view(1, -1, 1).to(device, torch.float32))
