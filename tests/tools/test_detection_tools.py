@@ -46,13 +46,15 @@ def test_resume_continues_from_the_last_checkpoint(trained, synthetic_coco):
     assert ckpt['meta']['epoch'] == 2 and ckpt['meta']['iter'] == 4
 
 
-def test_a_new_run_does_not_overwrite_earlier_checkpoints(trained):
+def test_a_new_run_does_not_overwrite_earlier_checkpoints(
+        trained, synthetic_coco):
     import train
     work_dir, _ = trained
     before = {p: osp.getmtime(p)
               for p in glob.glob(osp.join(work_dir, '*.pth'))}
     with pytest.raises(FileExistsError, match=r'epoch_\d\.pth.*--resume'):
-        train.main([DEMO_CONFIG, '--work-dir', work_dir])
+        train.main([DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options'] +
+                   data_options(synthetic_coco))
     assert before == {p: osp.getmtime(p)
                       for p in glob.glob(osp.join(work_dir, '*.pth'))}
 

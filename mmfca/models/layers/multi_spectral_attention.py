@@ -167,9 +167,11 @@ class MultiSpectralDCT(nn.Module):
         """Squeeze ``x`` of shape (N, C, H, W) to (N, C), in float32 or the
         input's dtype if wider.
 
-        Under autocast the products run in the low precision on filters
-        normalised to unit L1 norm (no overflow for any input that fits the
-        dtype), and the scale is applied afterwards in float32.
+        With the fixed DCT filter (the fast path), low-precision products
+        run on factors of unit L1 norm (no overflow for any input that fits
+        the dtype) and the scale is applied afterwards in float32. The
+        ablation's learnable or random filters take the general path: the
+        pooling folded into the per-channel filter, one batched product.
         """
         n, c, h, w = x.shape
         if self.separable:
