@@ -21,7 +21,8 @@ from mmfca.datasets import make_synthetic_coco  # noqa: E402
 from mmfca.utils import TRUSTED_SCHEME  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(ROOT, 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py')
+CONFIG = osp.join(ROOT, 'configs', 'demo',
+                  'mask-rcnn_fca18_fpn_synthetic-coco_cpu.py')
 
 
 def draw_overlays(config, checkpoint, images, out_dir):

@@ -90,9 +90,10 @@ def detect_depth(backbone_state: Dict[str, torch.Tensor]) -> int:
         is_bottleneck = block.expansion == 4
         if tuple(blocks) == layout and is_bottleneck == bottleneck:
             return depth
+    kind = 'Bottleneck' if bottleneck else 'BasicBlock'
     raise ConversionError(
-        f'Block layout {tuple(blocks)} ({"Bottleneck" if bottleneck else "BasicBlock"}) '
-        f'matches no FcaNet depth; allowed: '
+        f'Block layout {tuple(blocks)} ({kind}) matches no FcaNet depth; '
+        f'allowed: '
         f'{ {d: s[1] for d, s in FcaNet.arch_settings.items()} }.')
 
 

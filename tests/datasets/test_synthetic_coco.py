@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from mmfca.datasets import make_synthetic_coco

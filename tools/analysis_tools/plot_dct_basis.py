@@ -2,7 +2,7 @@
 """Plot the 7x7 grid of 2D DCT basis images, the frequencies of a selection
 method highlighted with their rank.
 
-    python tools/analysis_tools/plot_dct_basis.py --method top16 --out top16.png
+    python tools/analysis_tools/plot_dct_basis.py --method top16 --out b.png
     python tools/analysis_tools/plot_dct_basis.py --method "[(0,0),(1,2)]"
 """
 import argparse

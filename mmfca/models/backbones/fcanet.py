@@ -114,8 +114,8 @@ class FcaNet(ResNet):
         >>> from mmfca.models import FcaNet
         >>> model = FcaNet(depth=50, out_indices=(0, 1, 2, 3)).eval()
         >>> outs = model(torch.rand(1, 3, 224, 224))
-        >>> [tuple(o.shape) for o in outs]
-        [(1, 256, 56, 56), (1, 512, 28, 28), (1, 1024, 14, 14), (1, 2048, 7, 7)]
+        >>> [tuple(o.shape[1:]) for o in outs]
+        [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
     """
     arch_settings = {
         18: (FcaBasicBlock, (2, 2, 2, 2)),
@@ -183,7 +183,8 @@ class FcaNet(ResNet):
         if self.contract_dilation and dilation > 1:
             first = layer[0]
             # the dilated conv: conv2 in a Bottleneck, conv1 in a BasicBlock
-            conv = first.conv2 if isinstance(first, Bottleneck) else first.conv1
+            bottleneck = isinstance(first, Bottleneck)
+            conv = first.conv2 if bottleneck else first.conv1
             conv.dilation = conv.padding = (dilation // 2, ) * 2
             first.dilation = dilation // 2
         return layer

@@ -1,7 +1,6 @@
 import pytest
 import torch
 from mmdet.models.backbones import ResNet
-from mmengine.model.utils import revert_sync_batchnorm  # noqa: F401
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfca.models import FcaNet, MultiSpectralAttention
