@@ -74,15 +74,27 @@ def test_imagenet_parity_logits_and_detection_size_features(
         assert a.shape == b.shape and err < 1e-5
 
 
-def test_loads_with_prefix_into_the_detection_config(released, tmp_path):
-    depth, _, src = released
-    if depth != 50:
-        pytest.skip('the COCO configs use FcaNet-50')
-    from mmdet.registry import MODELS
+def test_shipped_configs_load_the_converted_release(released, tmp_path):
+    """The ImageNet config of that depth gives the release's logits; for
+    FcaNet-50 the COCO config's init_cfg (prefix='backbone.') loads it."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
-    dst = str(tmp_path / 'fcanet50_in1k.pth')
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    depth, release, src = released
+    dst = str(tmp_path / f'fcanet{depth}_in1k.pth')
     convert_file(src, dst)
+    cfg = Config.fromfile(
+        osp.join(REPO, f'configs/fcanet/fcanet{depth}_8xb32_in1k.py'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        cls = CLS_MODELS.build(cfg.model)
+    load_checkpoint(cls, dst, strict=True)  # weights_only=True inside
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert rel_err(cls.eval()(x, mode='tensor'), release(x)) < 1e-5
+    if depth != 50:
+        return
+    from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO, 'configs/mask_rcnn_fca50_coco.py'))
     cfg.model.backbone.init_cfg.checkpoint = dst
     with DefaultScope.overwrite_default_scope('mmdet'):
