@@ -58,8 +58,10 @@ def main():
     rows, flops = [], {}
     for name, model in models.items():
         model.eval()
-        info = get_model_complexity_info(model, input_shape=(3, 224, 224),
-                                         show_table=False, show_arch=False)
+        with torch.no_grad():  # FCA's module path, which jit can trace
+            info = get_model_complexity_info(
+                model, input_shape=(3, 224, 224), show_table=False,
+                show_arch=False)
         flops[name] = info['flops']
         params = sum(p.numel() for p in model.parameters())
         rows.append([name, f'{params:,}',

@@ -69,42 +69,78 @@ def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
     return entry
 
 
-class _SeparableGroupDot(torch.autograd.Function):
+def group_dot(x, rows, cols):
     """``y[n, c] = sum_ij x[n, c, i, j] * rows[g, i] * cols[g, j]`` with
-    ``g = c // (C / G)``.
+    ``g = c // (C / G)``: one read of ``x``, no full-size temporary.
 
-    Forward reads ``x`` once: one matrix-vector product per channel group
-    (small maps), or a product over columns then over rows (large maps).
-    Backward writes the input gradient once (a broadcast product). Nothing
-    of the input's size is saved for backward.
+    Maps of at most ``ONE_DOT_MAX_PIXELS`` pixels take one matrix-vector
+    product per channel group; larger ones a product over columns, then
+    over rows (shorter float sums, and faster there).
+    """
+    n, c, h, w = x.shape
+    groups = rows.shape[0]
+    if h * w <= ONE_DOT_MAX_PIXELS:
+        filters = (rows[:, :, None] * cols[:, None, :]).view(
+            1, groups, h * w, 1)
+        y = x.reshape(n, groups, c // groups, h * w) @ filters
+    else:
+        y = x.reshape(n, groups, c // groups * h, w) @ cols.view(
+            1, groups, w, 1)
+        y = y.view(n, groups, c // groups, h) @ rows.view(1, groups, h, 1)
+    return y.view(n, c)
+
+
+class _FusedFCA(torch.autograd.Function):
+    """The whole FCA layer for training with the fixed DCT filter.
+
+    Same math as the module path (squeeze, excitation on the normalised
+    squeeze, scale), with a backward that writes the input gradient once:
+    ``grad_out * att``, then the squeeze's part added in place. Autograd
+    would materialise that part and add it (one more full-size pass); SE's
+    pooling gradient is a broadcast view and needs none. The gradient
+    through the per-sample normaliser ``s`` is exactly 0, since
+    ``s * f(y / s) = f(y)`` for the positively homogeneous excitation
+    ``f = fc2 . relu . fc1``.
     """
 
     @staticmethod
-    def forward(ctx, x, rows, cols):
+    def forward(ctx, x, w1, w2, rows, cols, scale):
         n, c, h, w = x.shape
         groups = rows.shape[0]
-        ctx.save_for_backward(rows, cols)
-        ctx.shape = (n, c, h, w)
-        if h * w <= ONE_DOT_MAX_PIXELS:
-            filters = (rows[:, :, None] * cols[:, None, :]).view(
-                1, groups, h * w, 1)
-            y = x.reshape(n, groups, c // groups, h * w) @ filters
-        else:
-            y = x.reshape(n, groups, c // groups * h, w) @ cols.view(
-                1, groups, w, 1)
-            y = y.view(n, groups, c // groups, h) @ rows.view(
-                1, groups, h, 1)
-        return y.view(n, c)
+        wide = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            y = group_dot(x, rows, cols).view(n, groups, c // groups)
+            y = (y.to(wide) * scale.to(wide)).view(n, c)
+            s = y.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+            u = (y / s).to(w1.dtype)
+            hidden = torch.relu(u @ w1.t())
+            att = torch.sigmoid((hidden @ w2.t()).to(wide) * s)
+        ctx.save_for_backward(x, w1, w2, rows, cols, scale, u, hidden, att,
+                              s)
+        return x * att.to(x.dtype).view(n, c, 1, 1)
 
     @staticmethod
-    def backward(ctx, grad_y):
-        rows, cols = ctx.saved_tensors
-        n, c, h, w = ctx.shape
+    def backward(ctx, grad_out):
+        x, w1, w2, rows, cols, scale, u, hidden, att, s = ctx.saved_tensors
+        n, c, h, w = x.shape
         groups = rows.shape[0]
-        filters = rows[:, :, None] * cols[:, None, :]
-        grad_x = grad_y.view(n, groups, c // groups, 1, 1) * filters.view(
-            1, groups, 1, h, w).to(grad_y.dtype)
-        return grad_x.view(n, c, h, w), None, None
+        wide = att.dtype
+        grad_att = (grad_out * x).sum((2, 3)).to(wide)
+        grad_z = grad_att * att * (1 - att) * s
+        grad_w2 = grad_z.t() @ hidden.to(wide)
+        grad_pre = (grad_z @ w2.to(wide)) * (hidden > 0)
+        grad_w1 = grad_pre.t() @ u.to(wide)
+        grad_y = (grad_pre @ w1.to(wide)) / s
+        grad_y = grad_y.view(n, groups, c // groups) * scale.to(wide)
+        # contiguous (N, C, H, W) so that the groups can be viewed
+        grad_x = grad_out.contiguous() * att.to(grad_out.dtype).view(
+            n, c, 1, 1)
+        filters = (rows[:, :, None] * cols[:, None, :]).view(
+            1, groups, 1, h * w).to(grad_x.dtype)
+        grad_x.view(n, groups, c // groups, h * w).addcmul_(
+            grad_y.view(n, groups, c // groups, 1).to(grad_x.dtype), filters)
+        return (grad_x, grad_w1.to(w1.dtype), grad_w2.to(w2.dtype), None,
+                None, None)
 
 
 class MultiSpectralDCT(nn.Module):
@@ -117,7 +153,7 @@ class MultiSpectralDCT(nn.Module):
     pooled to the filter size, as in the release. Pooling is linear, so for
     the fixed DCT filter it is folded into the filter's separable factors,
     cached per input size, and the squeeze reads the input once, as SE's
-    average pooling does (see ``_SeparableGroupDot``).
+    average pooling does (see :func:`group_dot`).
 
     Args:
         channels (int): Number of input channels.
@@ -190,7 +226,7 @@ class MultiSpectralDCT(nn.Module):
         rows, cols, scale = pooled_dct_factors(self.dct_h, self.dct_w,
                                                self.freqs, h, w, x.dtype,
                                                x.device)
-        y = _SeparableGroupDot.apply(x, rows, cols)
+        y = group_dot(x, rows, cols)
         # the scale is applied in float32 (or wider): never narrow float64
         wide = torch.promote_types(y.dtype, torch.float32)
         groups = len(self.freqs)
@@ -301,6 +337,8 @@ class MultiSpectralAttention(BaseModule):
                 f'{type(self).__name__} was built for in_channels='
                 f'{self.in_channels}, got an input with {x.shape[1]} channels '
                 f'(shape {tuple(x.shape)}).')
+        if self.dct_layer.separable and torch.is_grad_enabled():
+            return self._fused_forward(x)
         y = self.dct_layer(x)
         # The squeeze can exceed the fp16 range (it is GAP * sqrt(H*W) for
         # the DC term). fc2(relu(fc1(y))) is positively homogeneous in y
@@ -316,3 +354,13 @@ class MultiSpectralAttention(BaseModule):
         if self.inplace and not torch.is_grad_enabled():
             return x.mul_(att)
         return x * att
+
+    def _fused_forward(self, x):
+        """Training path of the fixed DCT filter: same result, one fused
+        autograd function (see ``_FusedFCA``)."""
+        dct = self.dct_layer
+        rows, cols, scale = pooled_dct_factors(dct.dct_h, dct.dct_w,
+                                               dct.freqs, x.shape[2],
+                                               x.shape[3], x.dtype, x.device)
+        return _FusedFCA.apply(x, self.fc[0].weight, self.fc[2].weight,
+                               rows, cols, scale)

@@ -108,12 +108,32 @@ def test_fp16_range_is_respected():
     assert rel(out.double(), ref) < 1e-2
 
 
-def test_channels_last():
+def test_channels_last_forward_and_backward():
     torch.manual_seed(0)
     layer = MultiSpectralAttention(32, 7, 7, 4)
     x = torch.randn(2, 32, 11, 9)
-    out = layer(x.to(memory_format=torch.channels_last))
-    torch.testing.assert_close(out, layer(x))
+    g = torch.randn(2, 32, 11, 9)
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        xi = x.clone().to(memory_format=fmt).requires_grad_()
+        out = layer(xi)
+        (out * g).sum().backward()
+        grads.append((out.detach(), xi.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_training_and_inference_paths_agree():
+    """Autograd on: the fused function; off: the module path."""
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(64, 14, 14, 4)
+    for size in ((14, 14), (30, 17)):
+        x = torch.randn(2, 64, *size)
+        with torch.no_grad():
+            ref = layer(x)
+        out = layer(x.requires_grad_())
+        assert out.grad_fn is not None
+        assert rel(out.detach(), ref) < 1e-6
 
 
 def test_torch_compile():
