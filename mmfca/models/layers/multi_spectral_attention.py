@@ -265,6 +265,11 @@ class MultiSpectralAttention(BaseModule):
     position='after_conv3')``; its modules are named ``att`` as in the
     released checkpoints.
 
+    With autograd on and the fixed DCT filter, the layer runs as one fused
+    autograd function (same result, cheaper backward); hooks on its
+    ``dct_layer`` and ``fc`` submodules fire on the module path only, i.e.
+    without autograd (inference) or with the ablation's filters.
+
     Args:
         in_channels (int): Number of input channels (the plugin builder
             passes it).
