@@ -31,8 +31,8 @@ TRUSTED_SCHEME = 'mmfca-trusted-resume://'
 def _load_trusted(filename, map_location=None):
     path = filename[len(TRUSTED_SCHEME):]
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Resume checkpoint {path} can not be found.')
-    # trusted: the run's own checkpoint (see resolve_resume)
+        raise FileNotFoundError(f'Checkpoint {path} can not be found.')
+    # trusted: the run's own checkpoint (see mark_trusted)
     return torch.load(path, map_location=map_location, weights_only=False)
 
 

@@ -23,7 +23,6 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     Returns:
         Config: The config.
 
-
     Raises:
         FileNotFoundError: If the config file does not exist.
     """

@@ -69,6 +69,11 @@ def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
     return entry
 
 
+def _outer(rows, cols):
+    """Each group's 2D filter, ``rows[g, i] * cols[g, j]``: (G, h, w)."""
+    return rows[:, :, None] * cols[:, None, :]
+
+
 def group_dot(x, rows, cols):
     """``y[n, c] = sum_ij x[n, c, i, j] * rows[g, i] * cols[g, j]`` with
     ``g = c // (C / G)``: one read of ``x``, no full-size temporary.
@@ -80,14 +85,28 @@ def group_dot(x, rows, cols):
     n, c, h, w = x.shape
     groups = rows.shape[0]
     if h * w <= ONE_DOT_MAX_PIXELS:
-        filters = (rows[:, :, None] * cols[:, None, :]).view(
-            1, groups, h * w, 1)
+        filters = _outer(rows, cols).view(1, groups, h * w, 1)
         y = x.reshape(n, groups, c // groups, h * w) @ filters
     else:
         y = x.reshape(n, groups, c // groups * h, w) @ cols.view(
             1, groups, w, 1)
         y = y.view(n, groups, c // groups, h) @ rows.view(1, groups, h, 1)
     return y.view(n, c)
+
+
+def dct_squeeze(x, rows, cols, scale):
+    """The fixed-DCT squeeze from :func:`pooled_dct_factors`' outputs:
+    :func:`group_dot` times each group's scale, in float32 or the input's
+    dtype if wider (never narrowing float64).
+
+    Returns:
+        Tensor: (N, C).
+    """
+    n, c = x.shape[:2]
+    groups = rows.shape[0]
+    wide = torch.promote_types(x.dtype, torch.float32)
+    y = group_dot(x, rows, cols).view(n, groups, c // groups)
+    return (y.to(wide) * scale.to(wide)).view(n, c)
 
 
 class _FusedFCA(torch.autograd.Function):
@@ -105,16 +124,13 @@ class _FusedFCA(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w1, w2, rows, cols, scale):
-        n, c, h, w = x.shape
-        groups = rows.shape[0]
-        wide = torch.promote_types(x.dtype, torch.float32)
+        n, c = x.shape[:2]
         with torch.autocast(x.device.type, enabled=False):
-            y = group_dot(x, rows, cols).view(n, groups, c // groups)
-            y = (y.to(wide) * scale.to(wide)).view(n, c)
+            y = dct_squeeze(x, rows, cols, scale)
             s = y.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
             u = (y / s).to(w1.dtype)
             hidden = torch.relu(u @ w1.t())
-            att = torch.sigmoid((hidden @ w2.t()).to(wide) * s)
+            att = torch.sigmoid((hidden @ w2.t()).to(y.dtype) * s)
         ctx.save_for_backward(x, w1, w2, rows, cols, scale, u, hidden, att,
                               s)
         return x * att.to(x.dtype).view(n, c, 1, 1)
@@ -135,8 +151,8 @@ class _FusedFCA(torch.autograd.Function):
         # contiguous (N, C, H, W) so that the groups can be viewed
         grad_x = grad_out.contiguous() * att.to(grad_out.dtype).view(
             n, c, 1, 1)
-        filters = (rows[:, :, None] * cols[:, None, :]).view(
-            1, groups, 1, h * w).to(grad_x.dtype)
+        filters = _outer(rows, cols).view(1, groups, 1, h * w).to(
+            grad_x.dtype)
         grad_x.view(n, groups, c // groups, h * w).addcmul_(
             grad_y.view(n, groups, c // groups, 1).to(grad_x.dtype), filters)
         return (grad_x, grad_w1.to(w1.dtype), grad_w2.to(w2.dtype), None,
@@ -222,16 +238,9 @@ class MultiSpectralDCT(nn.Module):
         return y.view(c, n).t()
 
     def _separable_squeeze(self, x):
-        n, c, h, w = x.shape
-        rows, cols, scale = pooled_dct_factors(self.dct_h, self.dct_w,
-                                               self.freqs, h, w, x.dtype,
-                                               x.device)
-        y = group_dot(x, rows, cols)
-        # the scale is applied in float32 (or wider): never narrow float64
-        wide = torch.promote_types(y.dtype, torch.float32)
-        groups = len(self.freqs)
-        y = y.view(n, groups, c // groups).to(wide) * scale.to(wide)
-        return y.view(n, c)
+        return dct_squeeze(x, *pooled_dct_factors(
+            self.dct_h, self.dct_w, self.freqs, x.shape[2], x.shape[3],
+            x.dtype, x.device))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The fast path uses the DCT it computes, so a fixed DCT filter read
