@@ -1,8 +1,13 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """The trust rule for loading checkpoints.
 
-torch >= 2.6 loads with ``weights_only=True`` by default: tensors and plain
-data only, no arbitrary code. mmengine's resume checkpoints hold more
+``weights_only=True`` loads tensors and plain data only, no arbitrary code.
+torch >= 2.6 makes it ``torch.load``'s default, torch < 2.6 does not, and
+mmengine 0.10 never passes it; so importing mmfca registers
+:func:`load_weights_only` as mmengine's loader of local files and URLs
+(every ``load_from``, ``init_cfg`` Pretrained and ``load_checkpoint`` goes
+through ``CheckpointLoader``), and the rule holds on every torch version
+(tested on 2.1.2 and 2.14.1). mmengine's resume checkpoints hold more
 (``HistoryBuffer``, numpy arrays and reconstructors, ``_codecs.encode``,
 builtins ``getattr``), and allowlisting ``getattr`` would reopen arbitrary
 code execution. So:
@@ -19,7 +24,9 @@ code execution. So:
 import os.path as osp
 from typing import Optional
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import torch
+from mmengine.dist import barrier, get_dist_info
 from mmengine.runner import CheckpointLoader
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
@@ -34,6 +41,51 @@ def _load_trusted(filename, map_location=None):
         raise FileNotFoundError(f'Checkpoint {path} can not be found.')
     # trusted: the run's own checkpoint (see mark_trusted)
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_weights_only(filename, map_location=None):
+    """mmfca's loader of every checkpoint that is not the run's own: a local
+    path or an ``http(s)://`` URL, loaded with ``weights_only=True`` on any
+    torch version.
+
+    Registered for mmengine's local and ``http(s)://`` schemes, and used by
+    its ``open-mmlab://``, ``torchvision://`` and ``mmcls://`` schemes,
+    which download through ``load_from_http``. A URL is downloaded by rank
+    0 first (the others wait, then read the cached file), as mmengine does.
+
+    Args:
+        filename (str): Path or URL.
+        map_location (str | torch.device, optional): As for
+            :func:`torch.load`.
+
+    Returns:
+        dict: The loaded object (tensors and plain data only).
+
+    Raises:
+        pickle.UnpicklingError: If the file holds anything else; the message
+            names the offending global.
+    """
+    if not filename.startswith(('http://', 'https://')):
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'Checkpoint {filename} can not be found.')
+        return torch.load(filename, map_location=map_location,
+                          weights_only=True)
+    rank, world_size = get_dist_info()
+    if rank > 0:
+        barrier()
+    checkpoint = torch.hub.load_state_dict_from_url(
+        filename, map_location=map_location, weights_only=True)
+    if rank == 0 and world_size > 1:
+        barrier()
+    return checkpoint
+
+
+CheckpointLoader.register_scheme(
+    prefixes=('', 'http://', 'https://'), loader=load_weights_only,
+    force=True)
+# the open-mmlab://, torchvision:// and mmcls:// loaders call this module
+# global of mmengine's to fetch their URLs
+mmengine_checkpoint.load_from_http = load_weights_only
 
 
 def is_inside(path: str, folder: str) -> bool:

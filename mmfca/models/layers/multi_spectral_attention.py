@@ -45,7 +45,8 @@ def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: ``rows`` (n, h), ``cols`` (n, w) and
-        float32 ``scale`` (1, n, 1). Cached (LRU, shared by all layers).
+        ``scale`` (1, n, 1) in :func:`accumulation_dtype` of ``dtype``
+        (float64 stays float64). Cached (LRU, shared by all layers).
     """
     key = (dct_h, dct_w, tuple(freqs), h, w, dtype, str(device))
     if key in _filter_cache:
@@ -62,11 +63,22 @@ def pooled_dct_factors(dct_h, dct_w, freqs, h, w, dtype, device):
     col_l1 = cols.abs().sum(1).clamp_min(tiny)
     entry = ((rows / row_l1[:, None]).to(device, dtype),
              (cols / col_l1[:, None]).to(device, dtype),
-             (row_l1 * col_l1).view(1, -1, 1).to(device, torch.float32))
+             (row_l1 * col_l1).view(1, -1, 1).to(device,
+                                                 accumulation_dtype(dtype)))
     _filter_cache[key] = entry
     if len(_filter_cache) > FILTER_CACHE_SIZE:
         _filter_cache.popitem(last=False)
     return entry
+
+
+def accumulation_dtype(dtype):
+    """float32, or ``dtype`` if it is wider (float64): the dtype of the
+    squeeze's scale and of the excitation's arithmetic.
+
+    A plain comparison rather than ``torch.promote_types``, which
+    ``torch.compile`` cannot trace on torch < 2.2 (it returns a dtype).
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _outer(rows, cols):
@@ -104,9 +116,8 @@ def dct_squeeze(x, rows, cols, scale):
     """
     n, c = x.shape[:2]
     groups = rows.shape[0]
-    wide = torch.promote_types(x.dtype, torch.float32)
     y = group_dot(x, rows, cols).view(n, groups, c // groups)
-    return (y.to(wide) * scale.to(wide)).view(n, c)
+    return (y.to(scale.dtype) * scale).view(n, c)
 
 
 class _FusedFCA(torch.autograd.Function):
