@@ -1,6 +1,7 @@
 # RetinaNet, FcaNet-50, FPN, 1x: MMDetection's retinanet_r50_fpn_1x_coco.py with the
 # backbone swapped for FcaNet-50 (its ResNet settings are kept by the merge:
-# depth 50, frozen stem + stage 1, norm_eval) and BN frozen as in the release.
+# depth 50, frozen stem + stage 1, BN trained with norm_eval). The release
+# has no config for this detector, so nothing else changes.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
@@ -8,7 +9,6 @@ custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         type='FcaNet',
-        norm_cfg=dict(type='BN', requires_grad=False),
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/fcanet50_in1k.pth',

@@ -8,7 +8,7 @@ configs alike (``custom_imports=dict(imports=['mmfca'])``). It also
 makes mmengine load every checkpoint that is not the run's own with
 ``weights_only=True`` on any torch version (:mod:`mmfca.utils.checkpoint`).
 """
-from . import engine, models  # noqa: F401
+from . import datasets, engine, models  # noqa: F401
 from .utils import checkpoint  # noqa: F401  (registers the safe loaders)
 from .version import __version__
 

@@ -5,9 +5,10 @@ from .synthetic_cls_seg import (CLS_CLASSES, SEG_CLASSES,
                                 make_synthetic_segmentation)
 from .synthetic_coco import make_synthetic_coco
 from .synthetic_shapes import CLASSES as SYNTHETIC_COCO_CLASSES
+from .transforms import OrientationPad
 
 __all__ = [
     'check_data_paths', 'make_synthetic_coco', 'make_synthetic_imagenet',
     'make_synthetic_segmentation', 'CLS_CLASSES', 'SEG_CLASSES',
-    'SYNTHETIC_COCO_CLASSES'
+    'SYNTHETIC_COCO_CLASSES', 'OrientationPad'
 ]
