@@ -1,10 +1,13 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 from .dct import (FREQ_METHODS, adaptive_pool_matrix, channel_dct_filters,
-                  dct_basis_1d, dct_filters, get_freq_indices, scale_freqs)
-from .multi_spectral_attention import MultiSpectralAttention, MultiSpectralDCT
+                  dct_basis_1d, dct_filters, get_freq_indices, scale_freqs,
+                  scale_freqs_to_input)
+from .dct_squeeze import NORMALIZATIONS, MultiSpectralDCT
+from .multi_spectral_attention import MultiSpectralAttention
 
 __all__ = [
-    'FREQ_METHODS', 'adaptive_pool_matrix', 'channel_dct_filters',
-    'dct_basis_1d', 'dct_filters', 'get_freq_indices', 'scale_freqs',
-    'MultiSpectralAttention', 'MultiSpectralDCT'
+    'FREQ_METHODS', 'NORMALIZATIONS', 'adaptive_pool_matrix',
+    'channel_dct_filters', 'dct_basis_1d', 'dct_filters', 'get_freq_indices',
+    'scale_freqs', 'scale_freqs_to_input', 'MultiSpectralAttention',
+    'MultiSpectralDCT'
 ]

@@ -108,6 +108,28 @@ def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
             for u, v in freqs]
 
 
+def scale_freqs_to_input(freqs: Sequence[Tuple[int, int]], h: int,
+                         w: int) -> List[Tuple[int, int]]:
+    """Scale 7x7-grid frequencies to an ``h x w`` map in proportion:
+    ``(u * h // 7, v * w // 7)``, the same relative frequency at any size.
+
+    This is the rule of a squeeze whose filter follows the input's size
+    (``dct_h=None``). On multiples of 7 it equals :func:`scale_freqs` (56x56
+    maps get FcaNet's stage-1 frequencies); below 7 distinct grid
+    frequencies may meet, but none silently becomes (0, 0) unless ``u < 7 /
+    h``.
+
+    Args:
+        freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
+        h (int): Map height (>= 1).
+        w (int): Map width (>= 1).
+
+    Returns:
+        list[tuple[int, int]]: Pairs with ``0 <= u < h``, ``0 <= v < w``.
+    """
+    return [(u * h // FREQ_GRID, v * w // FREQ_GRID) for u, v in freqs]
+
+
 def check_filter_size(dct_h: int, dct_w: int) -> None:
     """Raise unless ``dct_h x dct_w`` can hold the 7x7 frequency grid."""
     for name, size in (('dct_h', dct_h), ('dct_w', dct_w)):

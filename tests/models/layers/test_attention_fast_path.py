@@ -41,7 +41,7 @@ def test_equals_straightforward_formula_float32(dct, size):
 
 
 def test_filters_cached_per_size_and_shared_between_layers(monkeypatch):
-    from mmfca.models.layers import multi_spectral_attention as msa
+    from mmfca.models.layers import dct_squeeze as msa
     monkeypatch.setattr(msa, '_filter_cache', msa.OrderedDict())
     monkeypatch.setattr(msa, 'FILTER_CACHE_SIZE', 3)
     a = MultiSpectralAttention(32, 7, 7, 4)
