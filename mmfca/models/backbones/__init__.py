@@ -1,4 +1,9 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 from .fcanet import STAGE_DCT_SIZES, FcaBasicBlock, FcaNet
+from .multi_spectral_seresnet import (MultiSpectralSEResNet,
+                                      MultiSpectralSEResNeXt)
 
-__all__ = ['STAGE_DCT_SIZES', 'FcaBasicBlock', 'FcaNet']
+__all__ = [
+    'STAGE_DCT_SIZES', 'FcaBasicBlock', 'FcaNet', 'MultiSpectralSEResNet',
+    'MultiSpectralSEResNeXt'
+]

@@ -3,11 +3,17 @@ from .dct import (FREQ_METHODS, adaptive_pool_matrix, channel_dct_filters,
                   dct_basis_1d, dct_filters, get_freq_indices, scale_freqs,
                   scale_freqs_to_input)
 from .dct_squeeze import NORMALIZATIONS, MultiSpectralDCT
+from .channel_attentions import CBAMChannelAttention, ECALayer
 from .multi_spectral_attention import MultiSpectralAttention
+from .squeeze_switch import (DEFAULT_SQUEEZE, MultiSpectralChannelAttention,
+                             MultiSpectralSELayer, build_squeeze,
+                             use_multi_spectral_squeeze)
 
 __all__ = [
     'FREQ_METHODS', 'NORMALIZATIONS', 'adaptive_pool_matrix',
     'channel_dct_filters', 'dct_basis_1d', 'dct_filters', 'get_freq_indices',
     'scale_freqs', 'scale_freqs_to_input', 'MultiSpectralAttention',
-    'MultiSpectralDCT'
+    'MultiSpectralDCT', 'CBAMChannelAttention', 'ECALayer', 'DEFAULT_SQUEEZE',
+    'MultiSpectralChannelAttention', 'MultiSpectralSELayer', 'build_squeeze',
+    'use_multi_spectral_squeeze'
 ]

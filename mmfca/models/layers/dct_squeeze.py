@@ -147,6 +147,36 @@ def dct_squeeze(x, rows, cols, scale):
 
 
 
+def in_graph_capture() -> bool:
+    """Whether the forward is being recorded as a graph (``torch.jit.trace``
+    for FLOP counting, the TorchScript ONNX exporter), where Python-side
+    caches would freeze one input size into the graph."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _graph_pool_matrix(in_size, out_size, device):
+    """:func:`~mmfca.models.layers.dct.adaptive_pool_matrix` from tensor
+    ops, so that ``in_size`` can be a traced (dynamic) size."""
+    a = torch.arange(out_size, device=device)
+    i = torch.arange(in_size, device=device)
+    start = (a * in_size) // out_size
+    end = ((a + 1) * in_size + out_size - 1) // out_size  # ceil
+    mask = (i[None] >= start[:, None]) & (i[None] < end[:, None])
+    return mask.float() / (end - start)[:, None].float()
+
+
+def _graph_dct_basis(freqs, length, normalization):
+    """Orthonormal 1D DCT-II rows ``(G, length)`` of ``freqs`` (a (G, )
+    tensor) from tensor ops (``length`` may be a traced size); divided by
+    another ``sqrt(length)`` for ``normalization='mean'``."""
+    pos = torch.arange(length, device=freqs.device).float() + 0.5
+    basis = torch.cos(math.pi * freqs.float()[:, None] * pos[None] / length)
+    gain = torch.where(freqs == 0, torch.ones_like(basis[:, 0]),
+                       torch.full_like(basis[:, 0], math.sqrt(2)))
+    norm = length**0.5 if normalization == 'ortho' else length
+    return basis * gain[:, None] / norm
+
+
 @MODELS.register_module()
 class MultiSpectralDCT(nn.Module):
     """The multi-spectral squeeze of FCA: channel group ``k`` is compressed
@@ -271,6 +301,35 @@ class MultiSpectralDCT(nn.Module):
         return pooled_dct_factors(dct_h, dct_w, freqs, h, w, x.dtype,
                                   x.device, self.normalization)
 
+    def graph_squeeze(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed-DCT squeeze as a graph that holds for every input size
+        (used while tracing: ONNX export, FLOP counting): the pooled filters
+        are computed from the input's shape with tensor ops, and each
+        channel takes one dot product with its group's filter (one
+        multiply-add per input element, as GAP's one add).
+
+        Returns:
+            Tensor: (N, C), float32 (float64 for float64 inputs).
+        """
+        h, w = x.shape[2], x.shape[3]
+        grid = torch.tensor(self.grid_freqs, device=x.device)
+        norm = self.normalization
+        if self.follows_input:
+            rows = _graph_dct_basis(grid[:, 0] * h // 7, h, norm)
+            cols = _graph_dct_basis(grid[:, 1] * w // 7, w, norm)
+        else:
+            freqs = torch.tensor(self.freqs, device=x.device)
+            rows = _graph_dct_basis(freqs[:, 0], self.dct_h, norm) @ \
+                _graph_pool_matrix(h, self.dct_h, x.device)
+            cols = _graph_dct_basis(freqs[:, 1], self.dct_w, norm) @ \
+                _graph_pool_matrix(w, self.dct_w, x.device)
+        groups = len(self.grid_freqs)
+        wide = accumulation_dtype(x.dtype)
+        filters = _outer(rows, cols).to(wide).reshape(1, groups, -1, 1)
+        y = x.to(wide).reshape(x.shape[0], groups, self.channels // groups,
+                               -1) @ filters
+        return y.reshape(x.shape[0], self.channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Squeeze ``x`` of shape (N, C, H, W) to (N, C) (or (N, C, 1, 1)
         with ``keepdim``), in float32 or the input's dtype if wider.
@@ -280,13 +339,16 @@ class MultiSpectralDCT(nn.Module):
         the dtype) and the scale is applied afterwards in float32. The
         ablation's learnable or random filters take the general path: the
         pooling folded into the per-channel filter, one batched product.
+        While a graph is traced, :meth:`graph_squeeze` is used.
         """
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(
                 f'{type(self).__name__} expects an (N, {self.channels}, H, '
                 f'W) input, got shape {tuple(x.shape)}.')
         n, c, h, w = x.shape
-        if self.separable:
+        if self.separable and in_graph_capture():
+            y = self.graph_squeeze(x)
+        elif self.separable:
             y = dct_squeeze(x, *self.factors(x))
         else:
             pool_h = adaptive_pool_matrix(h, self.dct_h).to(self.weight)

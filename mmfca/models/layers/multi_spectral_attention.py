@@ -8,7 +8,8 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from .dct import FreqSel
-from .dct_squeeze import MultiSpectralDCT, _outer, dct_squeeze
+from .dct_squeeze import (MultiSpectralDCT, _outer, dct_squeeze,
+                          in_graph_capture)
 
 
 class _FusedFCA(torch.autograd.Function):
@@ -151,7 +152,8 @@ class MultiSpectralAttention(BaseModule):
                 f'{type(self).__name__} was built for in_channels='
                 f'{self.in_channels}, got an input with {x.shape[1]} channels '
                 f'(shape {tuple(x.shape)}).')
-        if self.dct_layer.separable and torch.is_grad_enabled():
+        if self.dct_layer.separable and torch.is_grad_enabled() \
+                and not in_graph_capture():
             return self._fused_forward(x)
         y = self.dct_layer(x)
         # The squeeze can exceed the fp16 range (it is GAP * sqrt(H*W) for
