@@ -147,11 +147,21 @@ def dct_squeeze(x, rows, cols, scale):
 
 
 
+#: ``torch.compiler.is_compiling`` (torch >= 2.3) or its older name.
+_dynamo_compiling = getattr(getattr(torch, 'compiler', None), 'is_compiling',
+                            None) or torch._dynamo.is_compiling
+
+
 def in_graph_capture() -> bool:
-    """Whether the forward is being recorded as a graph (``torch.jit.trace``
-    for FLOP counting, the TorchScript ONNX exporter), where Python-side
-    caches would freeze one input size into the graph."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    """Whether the forward is being recorded as a graph: ``torch.jit.trace``
+    (FLOP counting, the TorchScript ONNX exporter) or ``torch.compile``.
+    Python-side caches would freeze one input size into such a graph (or,
+    with dynamic shapes, fail to trace), so the squeeze then computes its
+    filters in the graph (:meth:`MultiSpectralDCT.graph_squeeze`) and the
+    FCA layer takes its module path (Inductor fuses that backward itself;
+    torch 2.1's dynamo cannot trace the fused function's backward)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or \
+        _dynamo_compiling()
 
 
 def _graph_pool_matrix(in_size, out_size, device):

@@ -1,0 +1,208 @@
+"""The multi-spectral squeeze as a module, and the switch from GAP in other
+channel attentions: the (0, 0) setting equals each GAP original (the
+paper's theorem per module), parameters and FLOPs are unchanged, and the
+DCT frequencies are the float64 formula's."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.models.layers import ChannelAttention
+from mmengine.analysis import FlopAnalyzer
+from mmengine.registry import MODELS
+from mmpretrain.models.backbones import SEResNet
+from mmpretrain.models.utils import SELayer
+from scipy.fft import dctn
+
+from mmfca.models import (CBAMChannelAttention, ECALayer,
+                          MultiSpectralChannelAttention, MultiSpectralDCT,
+                          MultiSpectralSELayer, MultiSpectralSEResNet,
+                          get_freq_indices, use_multi_spectral_squeeze)
+
+DC = dict(freq_sel_method='top1')  # (0, 0) only, 'mean' by default
+
+
+def randomized(module, seed=0):
+    torch.manual_seed(seed)
+    for p in module.parameters():
+        nn.init.normal_(p, std=0.3)
+    return module
+
+
+def same_weights(dst, src):
+    dst.load_state_dict(src.state_dict(), strict=True)
+    return dst
+
+
+def flops(module, x):
+    module.eval()  # mmpretrain's ResNet.train() returns None
+    return FlopAnalyzer(module, (x, )).total()
+
+
+@pytest.mark.parametrize('size', [(7, 7), (5, 9), (56, 56), (25, 38)])
+def test_dc_term_is_exactly_gap_with_mean_normalisation(size):
+    x = torch.randn(2, 32, *size, dtype=torch.float64)
+    mean = MultiSpectralDCT(32, None, None, 'top1', normalization='mean')
+    ortho = MultiSpectralDCT(32, None, None, 'top1')
+    torch.testing.assert_close(mean(x), x.mean((2, 3)), rtol=1e-12,
+                               atol=1e-12)
+    torch.testing.assert_close(ortho(x), x.mean((2, 3)) * math.sqrt(
+        size[0] * size[1]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('size', [(56, 56), (14, 14), (25, 38), (4, 6)])
+@pytest.mark.parametrize('normalization', ['ortho', 'mean'])
+def test_input_sized_filter_equals_float64_dct(size, normalization):
+    """dct_h=None: each channel group's coefficient of the input's own
+    orthonormal 2D DCT at (u * H // 7, v * W // 7), divided by sqrt(HW)
+    for 'mean'."""
+    h, w = size
+    squeeze = MultiSpectralDCT(64, None, None, 'top16', normalization)
+    x = torch.randn(2, 64, h, w, dtype=torch.float64)
+    coeffs = dctn(x.numpy(), type=2, norm='ortho', axes=(2, 3))
+    expected = np.empty((2, 64))
+    for ch in range(64):
+        u, v = get_freq_indices('top16')[ch // 4]
+        expected[:, ch] = coeffs[:, ch, u * h // 7, v * w // 7]
+    if normalization == 'mean':
+        expected /= math.sqrt(h * w)
+    torch.testing.assert_close(squeeze(x), torch.from_numpy(expected),
+                               rtol=1e-12, atol=1e-12)
+    if (h, w) == (56, 56):  # FcaNet's stage-1 frequencies
+        assert squeeze.factors(x) is not None
+        fixed = MultiSpectralDCT(64, 56, 56, 'top16', normalization)
+        torch.testing.assert_close(squeeze(x), fixed(x), rtol=1e-12,
+                                   atol=1e-12)
+
+
+def test_squeeze_is_registered_and_keeps_dims():
+    squeeze = MODELS.build(dict(type='MultiSpectralDCT', channels=16,
+                                dct_h=None, dct_w=None, keepdim=True))
+    assert squeeze(torch.randn(3, 16, 9, 9)).shape == (3, 16, 1, 1)
+    assert dict(squeeze.named_parameters()) == {}
+    assert squeeze.state_dict() == {}  # nothing stored when it follows
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(normalization='l2'), r"'l2'.*\('ortho', 'mean'\)"),
+    (dict(dct_h=None, dct_w=None, learnable=True), r'fixed dct_h'),
+    (dict(freq_sel_method='top3'), r"'top3'"),
+    (dict(channels=24), r'in_channels=24'),
+])
+def test_bad_squeeze_arguments_are_named(kwargs, match):
+    args = dict(channels=32, dct_h=7, dct_w=7)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        MultiSpectralDCT(**args)
+
+
+def eca_formula(module, x):
+    """ECA-Net from its definition: GAP, 1D conv across channels, sigmoid."""
+    y = x.mean((2, 3))[:, None]  # (N, 1, C)
+    k = module.conv.weight.shape[-1]
+    att = torch.sigmoid(torch.nn.functional.conv1d(
+        y, module.conv.weight, padding=k // 2))
+    return x * att.view(*x.shape[:2], 1, 1)
+
+
+def cbam_formula(module, x):
+    """CBAM's channel branch: shared MLP on avg and max pooling."""
+    mlp = module.mlp
+    avg = mlp(x.mean((2, 3), keepdim=True))
+    mx = mlp(x.amax((2, 3), keepdim=True))
+    return x * torch.sigmoid(avg + mx)
+
+
+# (GAP original, its switched version given squeeze=...)
+SWITCHES = {
+    'mmpretrain SELayer': (lambda: SELayer(64, ratio=4),
+                           lambda sq: MultiSpectralSELayer(64, ratio=4,
+                                                           squeeze=sq)),
+    'mmdet ChannelAttention': (
+        lambda: ChannelAttention(64),
+        lambda sq: MultiSpectralChannelAttention(64, squeeze=sq)),
+    'ECA': (lambda: ECALayer(64), lambda sq: ECALayer(64, squeeze=sq)),
+    'CBAM channel': (lambda: CBAMChannelAttention(64, 4),
+                     lambda sq: CBAMChannelAttention(64, 4, squeeze=sq)),
+}
+
+
+@pytest.mark.parametrize('name', sorted(SWITCHES))
+@pytest.mark.parametrize('size', [(7, 7), (14, 14), (56, 56), (25, 38)])
+def test_dc_setting_equals_the_gap_original(name, size):
+    make_gap, make_switched = SWITCHES[name]
+    original = randomized(make_gap()).eval()
+    switched = same_weights(make_switched(DC), original).eval()
+    x = torch.randn(2, 64, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(switched(x), original(x), rtol=1e-5,
+                                   atol=1e-6)
+        # top16 really changes the squeeze
+        multi = same_weights(make_switched({}), original).eval()
+        assert not torch.allclose(multi(x), original(x), atol=1e-4)
+
+
+@pytest.mark.parametrize('name', sorted(SWITCHES))
+def test_parameters_and_flops_are_the_gap_originals(name):
+    make_gap, make_switched = SWITCHES[name]
+    original, switched = make_gap(), make_switched({})
+    assert [(k, v.shape) for k, v in original.named_parameters()] == \
+        [(k, v.shape) for k, v in switched.named_parameters()]
+    for size in ((7, 7), (56, 56), (25, 38)):
+        x = torch.randn(1, 64, *size)
+        assert flops(switched, x) == flops(original, x) > 0
+
+
+def test_eca_and_cbam_are_their_papers_modules():
+    x = torch.randn(2, 256, 9, 11)
+    eca = randomized(ECALayer(256)).eval()
+    assert eca.conv.kernel_size == (5, )  # |log2(256) + 1| / 2 -> 4 -> 5
+    assert ECALayer(64).conv.kernel_size == (3, )
+    cbam = randomized(CBAMChannelAttention(256)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(eca(x), eca_formula(eca, x))
+        torch.testing.assert_close(cbam(x), cbam_formula(cbam, x))
+    with pytest.raises(ValueError, match='kernel_size=4'):
+        ECALayer(64, kernel_size=4)
+
+
+def test_seresnet_switch_keeps_names_params_flops_and_dc_output():
+    original = SEResNet(50)
+    original.init_weights()
+    switched = same_weights(MultiSpectralSEResNet(50, squeeze=DC), original)
+    original.eval(), switched.eval()  # mmpretrain's train() returns None
+    assert list(original.state_dict()) == list(switched.state_dict())
+    assert sum(p.numel() for p in switched.parameters()) == \
+        sum(p.numel() for p in original.parameters())
+    x = torch.randn(1, 3, 64, 64)
+    assert flops(switched, x) == flops(original, x)
+    with torch.no_grad():
+        torch.testing.assert_close(switched(x), original(x), rtol=1e-4,
+                                   atol=1e-5)
+    multi = MultiSpectralSEResNet(50)
+    squeezes = [m.se_layer.global_avgpool for m in multi.modules()
+                if hasattr(m, 'se_layer')]
+    assert len(squeezes) == 16
+    assert all(isinstance(s, MultiSpectralDCT) and s.follows_input
+               and s.normalization == 'mean'
+               and s.grid_freqs == tuple(get_freq_indices('top16'))
+               for s in squeezes)
+
+
+def test_switch_reaches_nested_modules_and_counts_them():
+    model = nn.Sequential(SELayer(32), nn.Sequential(ChannelAttention(16)),
+                          nn.Conv2d(3, 3, 1))
+    assert use_multi_spectral_squeeze(model, dict(dct_h=7, dct_w=7)) == 2
+    assert model[0].global_avgpool.channels == 32
+    assert model[1][0].global_avgpool.dct_h == 7
+
+
+def test_training_step_through_switched_modules():
+    for make in (lambda: MultiSpectralSELayer(32), lambda: ECALayer(
+            32, squeeze={}), lambda: CBAMChannelAttention(32, squeeze={})):
+        module = make().train()
+        x = torch.randn(2, 32, 10, 12, requires_grad=True)
+        module(x).square().sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+        assert all(p.grad is not None for p in module.parameters())
