@@ -151,7 +151,7 @@ fi
 
 # Checked from / so that the repository on the cwd cannot mask a missing or
 # stale editable install.
-if ! (cd / && "$PY" -c "import mmfca.models, pytest, hypothesis, matplotlib; \
+if ! (cd / && "$PY" -c "import mmfca.models, pytest, hypothesis, matplotlib, onnx, onnxruntime; \
 import os, sys; sys.exit(os.path.dirname(mmfca.__file__) != '$ROOT/mmfca')") \
         >/dev/null 2>&1; then
     log "installing mmfca (editable) with its test and seg extras"
