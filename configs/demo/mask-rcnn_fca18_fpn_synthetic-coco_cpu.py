@@ -37,10 +37,12 @@ model = dict(
         mask_head=dict(in_channels=128, conv_out_channels=64,
                        num_classes=3)),
     # Fewer proposals and RoI samples than COCO's 2000/512: few objects per
-    # image, and the mask branch's cost grows with the positive RoIs.
+    # image, and the mask branch's cost grows with the positive RoIs. The
+    # plain RandomSampler instead of the release's OHEM: OHEM runs the box
+    # head twice, and the 3-class set has no hard-example imbalance.
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(sampler=dict(num=64))),
+        rcnn=dict(sampler=dict(type='RandomSampler', num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
 
 train_pipeline = [
@@ -83,18 +85,23 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-# Schedule: 4 short epochs (128 iterations, ~4 minutes on 2 cores) instead
-# of COCO's 12; one LR step; evaluated at the end.
-max_epochs = 4
+# Schedule: 8 short epochs (256 iterations of 8 images) instead of COCO's
+# 12, AdamW instead of SGD (from scratch it converges in far fewer
+# iterations), cosine decay after a short warm-up; evaluated at the end.
+max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[3], gamma=0.1)
+         end=30),
+    dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True,
+         eta_min_ratio=0.02)
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10.))
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=10.))
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 
 default_hooks = dict(
     logger=dict(interval=10),

@@ -70,7 +70,7 @@ def capture(model, image, size):
 
 def plot(stages, out):
     fig, axes = plt.subplots(len(stages), 2,
-                             figsize=(11, 2.3 * len(stages)), squeeze=False)
+                             figsize=(11, 2.25 * len(stages)), squeeze=False)
     for row, (name, rec) in zip(axes, stages):
         att = rec['att'].numpy()
         groups = len(rec['freqs'])
