@@ -206,3 +206,20 @@ def test_training_step_through_switched_modules():
         module(x).square().sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
         assert all(p.grad is not None for p in module.parameters())
+
+
+def test_fca_layer_with_input_sized_filters_is_fcanets_at_stage_sizes():
+    """MultiSpectralAttention(dct_h=None): on 56x56 and 14x14 maps it is
+    the layer with those filter sizes, with or without autograd; on other
+    sizes it takes the input's own DCT (nothing stored)."""
+    from mmfca.models import MultiSpectralAttention
+    follow = randomized(MultiSpectralAttention(64, None, None, 4))
+    assert 'dct_layer.weight' not in follow.state_dict()
+    for size in (56, 14):
+        fixed = MultiSpectralAttention(64, size, size, 4)
+        fixed.load_state_dict(follow.state_dict(), strict=False)
+        x = torch.randn(2, 64, size, size)
+        torch.testing.assert_close(follow(x), fixed(x))
+        with torch.no_grad():
+            torch.testing.assert_close(follow(x), fixed(x))
+    assert follow(torch.randn(1, 64, 9, 30)).shape == (1, 64, 9, 30)
