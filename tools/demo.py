@@ -3,26 +3,37 @@
 
 1. generate the synthetic COCO-style shapes set (deterministic) under
    data/synthetic_coco/ unless it is there;
-2. train Mask R-CNN FcaNet-18 on it on the CPU with tools/train.py
-   (mmengine's Runner, progress logged), evaluating COCO bbox and segm mAP
+2. train Mask R-CNN FcaNet-18 on it on the CPU from scratch with
+   tools/train.py (mmengine's Runner), evaluating COCO bbox and segm mAP
    with pycocotools (MMDetection's CocoMetric) at the end;
-3. draw the predictions on a few val images into PNG files.
+3. draw the predictions on a few val images into PNG files;
+4. print a summary: the mAPs, where the checkpoint, the overlays and the
+   full log are, and the time.
+
+The console shows training progress and the evaluation; the deprecation
+warnings of the libraries underneath (nothing a user can act on) are left
+out of it, and the full log stays in the work dir.
 """
 import argparse
 import glob
+import os
 import os.path as osp
+import re
+import subprocess
 import sys
 import time
+import warnings
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import train  # noqa: E402
-
-from mmfca.datasets import make_synthetic_coco  # noqa: E402
-from mmfca.utils import TRUSTED_SCHEME  # noqa: E402
+from mmfca.datasets import make_synthetic_coco
+from mmfca.utils import TRUSTED_SCHEME
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'mask-rcnn_fca18_fpn_synthetic-coco_cpu.py')
+
+
+#: Score threshold of the drawn predictions.
+SCORE_THR = 0.5
 
 
 def draw_overlays(config, checkpoint, images, out_dir):
@@ -46,9 +57,37 @@ def draw_overlays(config, checkpoint, images, out_dir):
                             osp.splitext(osp.basename(path))[0] + '.png')
         visualizer.add_datasample(
             'pred', img, data_sample=inference_detector(model, path),
-            draw_gt=False, pred_score_thr=0.5, out_file=out_file)
+            draw_gt=False, pred_score_thr=SCORE_THR, out_file=out_file)
         outs.append(out_file)
     return outs
+
+
+#: Console lines worth showing from tools/train.py (the rest is in the log).
+SHOWN = re.compile(r'Epoch\((train|val)\)|Checkpoints will be saved|'
+                   r'Error|Traceback|^\s+File |^\S+Error')
+METRIC = re.compile(r'coco/(\w+): (-?[\d.]+)')
+
+
+def train_quietly(args):
+    """Run tools/train.py; echo progress lines; return (metrics, log)."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONWARNINGS='ignore')
+    proc = subprocess.Popen(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py')] + args,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines, metrics = [], {}
+    for line in proc.stdout:
+        lines.append(line)
+        if SHOWN.search(line):
+            # drop the date and the logger name: "Epoch(train) [1][20/64] ..."
+            print(re.sub(r'^\d+/\d+ [\d:]+ - mmengine - INFO - ', '  ',
+                         line.rstrip()), flush=True)
+        if 'Epoch(val)' in line:
+            metrics = {k: float(v) for k, v in METRIC.findall(line)}
+    if proc.wait() != 0:
+        sys.stdout.writelines(lines[-80:])
+        raise SystemExit(f'[demo] training failed (exit {proc.returncode}); '
+                         f'the output above ends with the error.')
+    return metrics
 
 
 def main(argv=None):
@@ -60,6 +99,7 @@ def main(argv=None):
         help='a new folder per run by default, so earlier runs are kept')
     parser.add_argument('--data-root',
                         default=osp.join(ROOT, 'data/synthetic_coco'))
+    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-overlays', type=int, default=4)
     parser.add_argument('--cfg-options', nargs='*', default=[])
     args = parser.parse_args(argv)
@@ -75,20 +115,40 @@ def main(argv=None):
         f'train_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
-        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        f'randomness.seed={args.seed}'
     ]
-    print('[demo] training Mask R-CNN FcaNet-18 on the CPU')
-    train.main([CONFIG, '--work-dir', args.work_dir, '--cfg-options'] +
-               data_opts + list(args.cfg_options))
+    print(f'[demo] training Mask R-CNN FcaNet-18 from scratch on the CPU '
+          f'(seed {args.seed}); full log in {args.work_dir}')
+    metrics = train_quietly([CONFIG, '--work-dir', args.work_dir,
+                             '--cfg-options'] + data_opts +
+                            list(args.cfg_options))
+    trained = time.time() - start
 
     ckpt = max(glob.glob(osp.join(args.work_dir, 'epoch_*.pth')),
                key=osp.getmtime)
     images = sorted(glob.glob(osp.join(args.data_root, 'val2017', '*.jpg')))
     out_dir = osp.join(args.work_dir, 'overlays')
-    outs = draw_overlays(CONFIG, ckpt, images[:args.num_overlays], out_dir)
-    print(f'[demo] checkpoint: {ckpt}')
-    print(f'[demo] prediction overlays: {", ".join(outs)}')
-    print(f'[demo] finished in {time.time() - start:.0f} s')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        outs = draw_overlays(CONFIG, ckpt, images[:args.num_overlays],
+                             out_dir)
+    logs = sorted(glob.glob(osp.join(args.work_dir, '*', '*.log')))
+    print('\n[demo] summary')
+    print(f'  bbox mAP {metrics.get("bbox_mAP", float("nan")):.3f} (AP50 '
+          f'{metrics.get("bbox_mAP_50", float("nan")):.3f}, AP75 '
+          f'{metrics.get("bbox_mAP_75", float("nan")):.3f}); segm mAP '
+          f'{metrics.get("segm_mAP", float("nan")):.3f} (AP50 '
+          f'{metrics.get("segm_mAP_50", float("nan")):.3f}) on '
+          f'{len(images)} synthetic val images')
+    print(f'  checkpoint: {ckpt}')
+    print(f'  overlays:   {out_dir}/ ({len(outs)} images, score >= '
+          f'{SCORE_THR})')
+    if logs:
+        print(f'  full log:   {logs[-1]}')
+    print(f'  time: {trained:.0f} s to train and evaluate, '
+          f'{time.time() - start:.0f} s in all')
+    return metrics
 
 
 if __name__ == '__main__':
