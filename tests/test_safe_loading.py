@@ -51,8 +51,8 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.runner import CheckpointLoader
 
-    from mmfca.utils.checkpoint import load_weights_only
-    assert mmengine_checkpoint.load_from_http is load_weights_only
+    from mmfca.utils.checkpoint import load_from_weights_only
+    assert mmengine_checkpoint.load_from_http is load_from_weights_only
     serve = tmp_path / 'serve'
     serve.mkdir()
     foreign_checkpoint(str(serve / 'foreign.pth'))

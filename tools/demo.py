@@ -41,14 +41,15 @@ def draw_overlays(config, checkpoint, images, out_dir):
     import mmcv
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
-    from mmengine.runner import load_checkpoint
 
-    model = init_detector(config, checkpoint=None, device='cpu')
-    # our own run's checkpoint: trusted (see mmfca.utils.checkpoint)
-    meta = load_checkpoint(model, TRUSTED_SCHEME + checkpoint,
-                           map_location='cpu')['meta']
-    model.dataset_meta = meta['dataset_meta']
-    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    # our own run's checkpoint: trusted (see mmfca.utils.checkpoint); it
+    # carries the class names
+    model = init_detector(config, checkpoint=TRUSTED_SCHEME + checkpoint,
+                          device='cpu')
+    # drawn to files only: no visualisation backend (it wants a save_dir)
+    visualizer = VISUALIZERS.build(
+        dict(model.cfg.visualizer, vis_backends=None,
+             name='mmfca-demo-overlays'))
     visualizer.dataset_meta = model.dataset_meta
     outs = []
     for path in images:
@@ -129,7 +130,7 @@ def main(argv=None):
                key=osp.getmtime)
     images = sorted(glob.glob(osp.join(args.data_root, 'val2017', '*.jpg')))
     out_dir = osp.join(args.work_dir, 'overlays')
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the libraries' deprecation notes
         warnings.simplefilter('ignore')
         outs = draw_overlays(CONFIG, ckpt, images[:args.num_overlays],
                              out_dir)

@@ -4,7 +4,7 @@
 ``weights_only=True`` loads tensors and plain data only, no arbitrary code.
 torch >= 2.6 makes it ``torch.load``'s default, torch < 2.6 does not, and
 mmengine 0.10 never passes it; so importing mmfca registers
-:func:`load_weights_only` as mmengine's loader of local files and URLs
+:func:`load_from_weights_only` as mmengine's loader of local files and URLs
 (every ``load_from``, ``init_cfg`` Pretrained and ``load_checkpoint`` goes
 through ``CheckpointLoader``), and the rule holds on every torch version
 (tested on 2.1.2 and 2.14.1). mmengine's resume checkpoints hold more
@@ -35,7 +35,7 @@ TRUSTED_SCHEME = 'mmfca-trusted-resume://'
 
 
 @CheckpointLoader.register_scheme(prefixes=TRUSTED_SCHEME)
-def _load_trusted(filename, map_location=None):
+def load_from_trusted_work_dir(filename, map_location=None):
     path = filename[len(TRUSTED_SCHEME):]
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} can not be found.')
@@ -43,7 +43,7 @@ def _load_trusted(filename, map_location=None):
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def load_weights_only(filename, map_location=None):
+def load_from_weights_only(filename, map_location=None):
     """mmfca's loader of every checkpoint that is not the run's own: a local
     path or an ``http(s)://`` URL, loaded with ``weights_only=True`` on any
     torch version.
@@ -81,11 +81,11 @@ def load_weights_only(filename, map_location=None):
 
 
 CheckpointLoader.register_scheme(
-    prefixes=('', 'http://', 'https://'), loader=load_weights_only,
+    prefixes=('', 'http://', 'https://'), loader=load_from_weights_only,
     force=True)
 # the open-mmlab://, torchvision:// and mmcls:// loaders call this module
 # global of mmengine's to fetch their URLs
-mmengine_checkpoint.load_from_http = load_weights_only
+mmengine_checkpoint.load_from_http = load_from_weights_only
 
 
 def is_inside(path: str, folder: str) -> bool:
