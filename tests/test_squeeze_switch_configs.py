@@ -18,7 +18,8 @@ SWITCH = osp.join(REPO, 'configs', 'squeeze_switch')
 
 DETECTION = {
     'faster-rcnn_x101-32x4d-fca_fpn_1x_coco.py':
-    ('faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py', 'MultiSpectralAttention'),
+    ('faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py',
+     'MultiSpectralAttention'),
     'faster-rcnn_r50-eca-fca_fpn_1x_coco.py':
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'ECALayer'),
     'faster-rcnn_r50-cbam-fca_fpn_1x_coco.py':

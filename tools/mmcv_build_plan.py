@@ -77,7 +77,8 @@ def find_nvccs():
     paths.append(shutil.which('nvcc') or '')
     paths += sorted(glob.glob('/usr/local/cuda*/bin/nvcc'))
     for sp in site.getsitepackages():
-        paths += sorted(glob.glob(osp.join(sp, 'nvidia', 'cu*', 'bin', 'nvcc')))
+        paths += sorted(
+            glob.glob(osp.join(sp, 'nvidia', 'cu*', 'bin', 'nvcc')))
     found, seen = [], set()
     for path in paths:
         if not path or not os.access(path, os.X_OK):
@@ -198,8 +199,8 @@ def plan(facts):
             + (f', or pip install "nvidia-cuda-nvcc=={cuda}.*" '
                f'"nvidia-cuda-runtime=={cuda}.*" into this environment'
                if major >= PIP_NVCC_MIN_CUDA else '') + ', then run the '
-            f'set-up again. (A CPU-only mmcv would fail at the first CUDA '
-            f'op, so it is not installed.)')
+            'set-up again. (A CPU-only mmcv would fail at the first CUDA '
+            'op, so it is not installed.)')
     build.update(FORCE_CUDA='1', CUDA_HOME=nvcc['home'],
                  TORCH_CUDA_ARCH_LIST=';'.join(gpus))
     return build

@@ -119,8 +119,8 @@ def test_a_cached_build_is_reused_for_the_same_setup_only(tmp_path):
     folder = mbp.cache_dir(f)
     assert mbp.plan(f)['MMCV_SOURCE'] == 'build'
     os.makedirs(folder)
-    wheel = make_wheel(osp.join(folder, 'mmcv-2.1.0-cp38-cp38-linux_x86_64.whl'),
-                       cuda=False)
+    wheel = make_wheel(
+        osp.join(folder, 'mmcv-2.1.0-cp38-cp38-linux_x86_64.whl'), False)
     assert mbp.plan(f) == dict(MMCV_SOURCE='wheel', MMCV_WHEEL=wheel)
     # the CPU build is not reused once a GPU is visible
     got = mbp.plan(dict(f, gpu_capabilities=['9.0'],

@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
-from .dct import (FreqSel, adaptive_pool_matrix, channel_dct_filters,
-                  check_channels_divisible, check_filter_size, dct_basis_1d,
-                  get_freq_indices, scale_freqs, scale_freqs_to_input)
+from .dct import (FREQ_GRID, FreqSel, adaptive_pool_matrix,
+                  channel_dct_filters, check_channels_divisible,
+                  check_filter_size, dct_basis_1d, get_freq_indices,
+                  scale_freqs, scale_freqs_to_input)
 
 #: Filter variants of the authors' ablation (``filter_init``).
 FILTER_INITS = ('dct', 'random')
@@ -144,7 +145,6 @@ def dct_squeeze(x, rows, cols, scale):
     groups = rows.shape[0]
     y = group_dot(x, rows, cols).view(n, groups, c // groups)
     return (y.to(scale.dtype) * scale).view(n, c)
-
 
 
 #: ``torch.compiler.is_compiling`` (torch >= 2.3) or its older name.
@@ -313,7 +313,8 @@ class MultiSpectralDCT(nn.Module):
 
     def graph_squeeze(self, x: torch.Tensor) -> torch.Tensor:
         """The fixed-DCT squeeze as a graph that holds for every input size
-        (used while tracing: ONNX export, FLOP counting): the pooled filters
+        (used while a graph is captured, see :func:`in_graph_capture`: ONNX
+        export, FLOP counting, ``torch.compile``): the pooled filters
         are computed from the input's shape with tensor ops, and each
         channel takes one dot product with its group's filter (one
         multiply-add per input element, as GAP's one add).
@@ -325,8 +326,9 @@ class MultiSpectralDCT(nn.Module):
         grid = torch.tensor(self.grid_freqs, device=x.device)
         norm = self.normalization
         if self.follows_input:
-            rows = _graph_dct_basis(grid[:, 0] * h // 7, h, norm)
-            cols = _graph_dct_basis(grid[:, 1] * w // 7, w, norm)
+            # scale_freqs_to_input's rule, on traced sizes
+            rows = _graph_dct_basis(grid[:, 0] * h // FREQ_GRID, h, norm)
+            cols = _graph_dct_basis(grid[:, 1] * w // FREQ_GRID, w, norm)
         else:
             freqs = torch.tensor(self.freqs, device=x.device)
             rows = _graph_dct_basis(freqs[:, 0], self.dct_h, norm) @ \
