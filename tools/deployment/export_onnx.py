@@ -20,7 +20,7 @@ import sys
 
 import torch
 from mmengine.config import DictAction
-from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 from mmfca.deployment import (PARTS, check_onnx, export_onnx, exportable,
@@ -53,7 +53,6 @@ def parse_args(argv=None):
 def build_model(cfg, checkpoint):
     """The config's model in eval mode, weights from ``checkpoint``."""
     from mmengine.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     backbone = cfg.model.get('backbone', {})
     if isinstance(backbone, dict):
         # the checkpoint holds the weights (or, with "none", random ones)
