@@ -39,9 +39,17 @@ case "$STACK" in
         TORCH_VERSION=2.1.2 TORCHVISION_VERSION=0.16.2 NUMPY_PIN="numpy<2"
         VENV="${MMFCA_VENV:-$ROOT/.venv-torch2.1}"
         if [ -z "${PYTHON:-}" ]; then
-            PYTHON=$(command -v python3.8 || ls "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 2>/dev/null | tail -n 1 || true)
-            if [ -z "$PYTHON" ]; then
-                echo "[setup] no Python 3.8 found; the oldest stack uses python3 instead" >&2
+            # pyenv's interpreter itself (its python3.8 shim fails unless 3.8
+            # is pyenv's selected version), then one on PATH; each must run
+            for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 \
+                    "$(command -v python3.8 || true)"; do
+                if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
+                    PYTHON=$candidate
+                    break
+                fi
+            done
+            if [ -z "${PYTHON:-}" ]; then
+                echo "[setup] no working Python 3.8 found; the oldest stack uses python3 instead" >&2
                 PYTHON=python3
             fi
         fi ;;
