@@ -209,22 +209,28 @@ def check_channels_divisible(channels: int, num_freqs: int) -> None:
             f'{divisors}.')
 
 
-def adaptive_pool_matrix(in_size: int, out_size: int) -> torch.Tensor:
+def adaptive_pool_matrix(in_size: int, out_size: int,
+                         dtype: torch.dtype = torch.float64,
+                         device=None) -> torch.Tensor:
     """The linear map of 1D adaptive average pooling.
 
     Bin ``a`` averages ``[floor(a * in / out), ceil((a + 1) * in / out))``,
     exactly as ``torch.nn.functional.adaptive_avg_pool2d`` does per axis.
+    Built from tensor ops only, so ``in_size`` may also be a traced size
+    (the squeeze's graph path).
 
     Args:
         in_size (int): Input length.
         out_size (int): Output length.
+        dtype (torch.dtype): Defaults to float64.
+        device (torch.device, optional): Defaults to None (CPU).
 
     Returns:
-        Tensor: float64, shape ``(out_size, in_size)``.
+        Tensor: shape ``(out_size, in_size)``.
     """
-    mat = torch.zeros(out_size, in_size, dtype=torch.float64)
-    for a in range(out_size):
-        start = (a * in_size) // out_size
-        end = -((-(a + 1) * in_size) // out_size)
-        mat[a, start:end] = 1.0 / (end - start)
-    return mat
+    a = torch.arange(out_size, device=device)
+    i = torch.arange(in_size, device=device)
+    start = (a * in_size) // out_size
+    end = ((a + 1) * in_size + out_size - 1) // out_size  # ceil
+    mask = (i[None] >= start[:, None]) & (i[None] < end[:, None])
+    return mask.to(dtype) / (end - start)[:, None].to(dtype)

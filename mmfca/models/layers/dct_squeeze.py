@@ -164,17 +164,6 @@ def in_graph_capture() -> bool:
         _dynamo_compiling()
 
 
-def _graph_pool_matrix(in_size, out_size, device):
-    """:func:`~mmfca.models.layers.dct.adaptive_pool_matrix` from tensor
-    ops, so that ``in_size`` can be a traced (dynamic) size."""
-    a = torch.arange(out_size, device=device)
-    i = torch.arange(in_size, device=device)
-    start = (a * in_size) // out_size
-    end = ((a + 1) * in_size + out_size - 1) // out_size  # ceil
-    mask = (i[None] >= start[:, None]) & (i[None] < end[:, None])
-    return mask.float() / (end - start)[:, None].float()
-
-
 def _graph_dct_basis(freqs, length, normalization):
     """Orthonormal 1D DCT-II rows ``(G, length)`` of ``freqs`` (a (G, )
     tensor) from tensor ops (``length`` may be a traced size); divided by
@@ -332,9 +321,9 @@ class MultiSpectralDCT(nn.Module):
         else:
             freqs = torch.tensor(self.freqs, device=x.device)
             rows = _graph_dct_basis(freqs[:, 0], self.dct_h, norm) @ \
-                _graph_pool_matrix(h, self.dct_h, x.device)
+                adaptive_pool_matrix(h, self.dct_h, torch.float32, x.device)
             cols = _graph_dct_basis(freqs[:, 1], self.dct_w, norm) @ \
-                _graph_pool_matrix(w, self.dct_w, x.device)
+                adaptive_pool_matrix(w, self.dct_w, torch.float32, x.device)
         groups = len(self.grid_freqs)
         wide = accumulation_dtype(x.dtype)
         filters = _outer(rows, cols).to(wide).reshape(1, groups, -1, 1)
