@@ -1,3 +1,4 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 from .backbones import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
+from .roi_heads import *  # noqa: F401,F403
