@@ -70,7 +70,8 @@ METRIC = re.compile(r'coco/(\w+): (-?[\d.]+)')
 
 
 def train_quietly(args):
-    """Run tools/train.py; echo progress lines; return (metrics, log)."""
+    """Run tools/train.py; echo progress lines; return the last
+    evaluation's ``coco/*`` metrics (``{name: value}``)."""
     env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONWARNINGS='ignore')
     proc = subprocess.Popen(
         [sys.executable, osp.join(ROOT, 'tools', 'train.py')] + args,

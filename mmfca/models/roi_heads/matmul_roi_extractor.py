@@ -27,19 +27,31 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 
-def _axis_weights(coords: Tensor, size: int) -> Tuple[Tensor, ...]:
-    """Bilinear neighbours and weights along one axis, as mmcv computes them.
+def _axis_weights(start: Tensor, end: Tensor, bins: int, samples: int,
+                  size: int) -> Tuple[Tensor, ...]:
+    """Bilinear neighbours and weights of the samples along one axis.
 
-    A sample outside ``[-1, size]`` contributes nothing; inside, it is
-    clamped to ``[0, size - 1]`` (mmcv's ``bilinear_interpolate``).
+    Each RoI's ``[start, end]`` is cut into ``bins`` bins of ``samples``
+    evenly spaced samples; as in mmcv's ``bilinear_interpolate``, a sample
+    outside ``[-1, size]`` contributes nothing and one inside is clamped to
+    ``[0, size - 1]``.
 
     Args:
-        coords (Tensor): Sample coordinates in feature pixels.
+        start (Tensor): ``(K, )`` RoI starts in feature pixels.
+        end (Tensor): ``(K, )`` RoI ends in feature pixels.
+        bins (int): Bins along this axis.
+        samples (int): Samples per bin along this axis.
         size (int): The feature map's length along this axis.
 
     Returns:
-        tuple[Tensor]: ``(low index, high index, low weight, high weight)``.
+        tuple[Tensor]: ``(low index, high index, low weight, high weight)``,
+        each ``(K, bins, samples)``.
     """
+    offsets = torch.arange(bins, dtype=start.dtype, device=start.device)
+    offsets = offsets[:, None] + (torch.arange(
+        samples, dtype=start.dtype, device=start.device) + 0.5) / samples
+    coords = start[:, None, None] + ((end - start) / bins)[:, None, None] * \
+        offsets
     inside = ((coords >= -1) & (coords <= size)).to(coords.dtype)
     coords = coords.clamp(min=0)
     low = coords.floor().long().clamp(max=size - 1)
@@ -71,15 +83,8 @@ def roi_align_matrix(rois: Tensor, output_size: Tuple[int, int],
     num = rois.size(0)
     # aligned=True: pixel centres at integer coordinates after the shift
     x1, y1, x2, y2 = (rois * spatial_scale - 0.5).unbind(1)
-    steps = (torch.arange(s, dtype=rois.dtype, device=rois.device) + 0.5) / s
-    xs = x1[:, None, None] + ((x2 - x1) / pw)[:, None, None] * (
-        torch.arange(pw, dtype=rois.dtype, device=rois.device)[:, None] +
-        steps)  # (K, pw, s)
-    ys = y1[:, None, None] + ((y2 - y1) / ph)[:, None, None] * (
-        torch.arange(ph, dtype=rois.dtype, device=rois.device)[:, None] +
-        steps)  # (K, ph, s)
-    x_lo, x_hi, wx_lo, wx_hi = _axis_weights(xs, width)
-    y_lo, y_hi, wy_lo, wy_hi = _axis_weights(ys, height)
+    x_lo, x_hi, wx_lo, wx_hi = _axis_weights(x1, x2, pw, s, width)
+    y_lo, y_hi, wy_lo, wy_hi = _axis_weights(y1, y2, ph, s, height)
     # the four corners of every sample, laid out (4, K, ph, s, pw, s)
     cols, weights = [], []
     for y_idx, wy in ((y_lo, wy_lo), (y_hi, wy_hi)):

@@ -90,6 +90,7 @@ def test_extractor_builds_matmul_layers_and_keeps_others():
 def test_mask_rcnn_losses_and_gradients_unchanged(synthetic_coco):
     """The demo's Mask R-CNN: same losses and gradients with either
     extractor, on a real batch from the synthetic COCO set."""
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -104,7 +105,6 @@ def test_mask_rcnn_losses_and_gradients_unchanged(synthetic_coco):
         model_cfg = copy.deepcopy(cfg.model)
         model_cfg.roi_head.bbox_roi_extractor.type = extractor
         model_cfg.roi_head.mask_roi_extractor.type = extractor
-        from mmdet.registry import MODELS
         models.append(MODELS.build(model_cfg))
     models[1].load_state_dict(models[0].state_dict())
     assert type(models[1].roi_head.bbox_roi_extractor.roi_layers[0]) is \
