@@ -51,7 +51,7 @@ def make_synthetic_imagenet(root: str, num_train: int = 36,
             os.makedirs(osp.join(root, split, name), exist_ok=True)
         for i in range(num):
             outline = bool(i % 2)
-            img, _, labels = draw_shapes_image(
+            img, _, labels, _ = draw_shapes_image(
                 rng, img_size, img_size, 1, outline=outline)
             name = CLS_CLASSES[labels[0] + len(CLASSES) * outline]
             Image.fromarray(img).save(
@@ -80,7 +80,8 @@ def make_synthetic_segmentation(root: str, num_train: int = 8,
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(ann_dir, exist_ok=True)
         for i in range(num):
-            img, owner, labels = draw_shapes_image(rng, img_size, img_size, 5)
+            img, owner, labels, _ = draw_shapes_image(
+                rng, img_size, img_size, 5)
             lut = np.array([0] + [label + 1 for label in labels],
                            dtype=np.uint8)
             Image.fromarray(img).save(osp.join(img_dir, f'{i:06d}.jpg'),

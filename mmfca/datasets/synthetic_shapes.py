@@ -34,16 +34,18 @@ def draw_shapes_image(rng, height, width, max_instances, outline=False,
         min_instances (int): At least this many shapes. Defaults to 1.
 
     Returns:
-        tuple: ``(image uint8 HxWx3 RGB, owner int32 HxW, labels)``:
+        tuple: ``(image uint8 HxWx3 RGB, owner int32 HxW, labels, areas)``:
         ``owner`` holds, per pixel, the index of the visible shape (-1 for
         background); ``labels[k]`` is shape ``k``'s index into
-        :data:`CLASSES`.
+        :data:`CLASSES` and ``areas[k]`` its whole area in pixels, occluded
+        parts included (``(owner == k).sum() / areas[k]`` is the fraction
+        of it that shows).
     """
     img = np.empty((height, width, 3), dtype=np.float32)
     img[:] = rng.uniform(150, 250, size=3)
     img += rng.normal(0, 8, size=img.shape)
     owner = np.full((height, width), -1, dtype=np.int32)
-    labels = []
+    labels, areas = [], []
     for k in range(int(rng.integers(min_instances, max_instances + 1))):
         label = int(rng.integers(len(CLASSES)))
         side = min(height, width)
@@ -60,4 +62,5 @@ def draw_shapes_image(rng, height, width, max_instances, outline=False,
         img[shape] = colour + rng.normal(0, 6, size=(shape.sum(), 3))
         owner[shape] = k
         labels.append(label)
-    return np.clip(img, 0, 255).astype(np.uint8), owner, labels
+        areas.append(int(shape.sum()))
+    return np.clip(img, 0, 255).astype(np.uint8), owner, labels, areas

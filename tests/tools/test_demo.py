@@ -1,16 +1,32 @@
 """tools/demo.py end to end on a tiny set: a readable console (progress,
 evaluation, summary; no library deprecation walls), overlays written."""
 import glob
+import json
 import os.path as osp
 import re
+import sys
 
-from conftest import run, tool
+from conftest import REPO, run, tool
+
+from mmfca.datasets import make_synthetic_coco
 
 
-def test_demo_prints_progress_and_a_summary(synthetic_coco, tmp_path):
+def test_demo_prints_progress_and_a_summary(tmp_path):
+    # the demo's kind of set (heavily occluded shapes are crowd), small
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from demo import DEMO_DATA
+    data = str(tmp_path / 'data')
+    make_synthetic_coco(data, num_train=8, num_val=4, seed=0,
+                        img_size=(96, 96),
+                        ignore_visible_below=DEMO_DATA[
+                            'ignore_visible_below'])
+    val = json.load(open(osp.join(data,
+                                  'annotations/instances_val2017.json')))
+    num_crowd = sum(a['iscrowd'] for a in val['annotations'])
+    assert num_crowd > 0
     work_dir = str(tmp_path / 'demo')
     proc = run(tool('demo.py') + [
-        '--work-dir', work_dir, '--data-root', synthetic_coco,
+        '--work-dir', work_dir, '--data-root', data,
         '--num-overlays', '2', '--seed', '3', '--cfg-options',
         'train_cfg.max_epochs=1', 'train_dataloader.batch_size=4',
         'default_hooks.logger.interval=1'
@@ -22,9 +38,26 @@ def test_demo_prints_progress_and_a_summary(synthetic_coco, tmp_path):
     assert re.search(r'bbox mAP -?[\d.]+ \(AP50 -?[\d.]+, AP75 -?[\d.]+\); '
                      r'segm mAP -?[\d.]+ \(AP50 -?[\d.]+\) on 4 synthetic',
                      summary), summary
+    assert (f'({len(val["annotations"]) - num_crowd} val instances; '
+            f'{num_crowd} more, less than 30% visible, are ignored as '
+            f'crowd)') in summary
+    assert 'not written with the demo' not in out
     assert f'checkpoint: {work_dir}/epoch_1.pth' in summary
     assert 'full log:' in summary and re.search(r'time: \d+ s', summary)
     assert len(glob.glob(osp.join(work_dir, 'overlays', '*.png'))) == 2
     # the seed reached the run
     log = glob.glob(osp.join(work_dir, '*', '*.log'))[0]
     assert 'seed: 3' in open(log).read() or 'seed=3' in open(log).read()
+
+
+def test_demo_says_when_its_data_is_not_the_demo_set(synthetic_coco,
+                                                     capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from demo import count_val_instances
+    val = json.load(open(osp.join(synthetic_coco,
+                                  'annotations/instances_val2017.json')))
+    # the tests' set marks no crowd: every instance counts
+    assert count_val_instances(synthetic_coco) == (len(val['annotations']),
+                                                   0)
+    assert (f'[demo] note: {synthetic_coco} was not written with the '
+            f"demo's settings") in capsys.readouterr().out
