@@ -73,9 +73,10 @@ def make_split(root: str, split: str, num_images: int, seed: int,
                            width=width))
         for k, label in enumerate(labels):
             visible = owner == k
-            if visible.sum() < MIN_VISIBLE_PIXELS:
+            num_visible = int(visible.sum())
+            if num_visible < MIN_VISIBLE_PIXELS:
                 continue  # fully or almost fully occluded
-            crowd = visible.sum() < ignore_visible_below * areas[k]
+            crowd = num_visible < ignore_visible_below * areas[k]
             rle = mask_utils.encode(np.asfortranarray(visible.astype(
                 np.uint8)))
             x, y, w, h = mask_utils.toBbox(rle).tolist()

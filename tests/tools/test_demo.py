@@ -10,11 +10,12 @@ from conftest import REPO, run, tool
 
 from mmfca.datasets import make_synthetic_coco
 
+sys.path.insert(0, osp.join(REPO, 'tools'))
+from demo import DEMO_DATA, count_val_instances  # noqa: E402
+
 
 def test_demo_prints_progress_and_a_summary(tmp_path):
     # the demo's kind of set (heavily occluded shapes are crowd), small
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from demo import DEMO_DATA
     data = str(tmp_path / 'data')
     make_synthetic_coco(data, num_train=8, num_val=4, seed=0,
                         img_size=(96, 96),
@@ -52,8 +53,6 @@ def test_demo_prints_progress_and_a_summary(tmp_path):
 
 def test_demo_says_when_its_data_is_not_the_demo_set(synthetic_coco,
                                                      capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from demo import count_val_instances
     val = json.load(open(osp.join(synthetic_coco,
                                   'annotations/instances_val2017.json')))
     # the tests' set marks no crowd: every instance counts
