@@ -1,13 +1,20 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""FCA at SE's cost? Forward+backward time and peak memory of
+"""FCA at SE's cost? The attention layer alone, forward + backward (and
+inference), for
 
 * SE: global average pooling + the same bias-free FCs + scale;
 * release-style FCA: multiply a full-size copy by the filter bank, then
   sum (and, at other sizes, an adaptively pooled copy first);
-* mmfca's MultiSpectralAttention (separable factors, pooling folded in);
+* mmfca's MultiSpectralAttention;
 
-at the four ImageNet stage shapes and at stages 1 and 4 of an 800x1216
-detection input. Run: python benchmarks/bench_attention.py [--repeats N]
+at the four ImageNet stage shapes and stages 1 and 4 of an 800x1216
+detection input, in float32 and under bf16/fp16 autocast, NCHW and
+channels_last. Two tables: times (medians of interleaved repeats) and the
+device-independent counts of :mod:`mmfca.utils.op_counts` (kernels and
+full-size passes per call).
+
+Run: python benchmarks/bench_attention.py [--repeats N] [--counts-only]
+     [--dtypes fp32,bf16,fp16] [--formats nchw,cl] [--shapes 0,4]
 """
 import argparse
 
@@ -15,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from mmfca.models import MultiSpectralAttention
-from timing import (DEVICE, header, interleaved_medians, peak_memory_mb,
-                    table)
+from mmfca.utils.op_counts import count_ops
+from timing import DEVICE, header, interleaved_medians, table
 
 # (name, shape, dct size); batch 32 at ImageNet, 2 at detection sizes
 SHAPES = [
@@ -27,55 +34,111 @@ SHAPES = [
     ('800x1216 stage 1', (2, 256, 200, 304), 56),
     ('800x1216 stage 4', (2, 2048, 25, 38), 7),
 ]
+DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+FORMATS = {'nchw': torch.contiguous_format, 'cl': torch.channels_last}
 
 
-def se_forward(layer, x):
-    att = layer.fc(x.mean((2, 3)))
-    return x * att[:, :, None, None]
+def se_attention(layer, x):
+    """SE: GAP, then the layer's FCs."""
+    return layer.fc(x.mean((2, 3)))[:, :, None, None]
 
 
-def release_forward(layer, x):
+def release_attention(layer, x):
+    """The release's layer: pool a copy to the filter size, multiply by the
+    C x H x W filter bank, sum, then the FCs."""
     dct = layer.dct_layer
     pooled = x
     if x.shape[-2:] != (dct.dct_h, dct.dct_w):
         pooled = F.adaptive_avg_pool2d(x, (dct.dct_h, dct.dct_w))
-    att = layer.fc(torch.sum(pooled * dct.weight, dim=[2, 3]))
-    return x * att[:, :, None, None]
+    return layer.fc(torch.sum(pooled * dct.weight, dim=[2, 3]))[:, :, None,
+                                                                None]
+
+
+def se_forward(layer, x):
+    return x * se_attention(layer, x)
+
+
+def release_forward(layer, x):
+    return x * release_attention(layer, x)
+
+
+IMPLS = {'SE': se_forward, 'release': release_forward,
+         'mmfca': lambda layer, x: layer(x)}
+
+
+def make_call(impl, layer, x, grad, autocast, train):
+    """One forward (under autocast if asked) and, for training, backward
+    outside autocast, as AMP recommends."""
+
+    def call():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(train):
+            with torch.autocast(DEVICE.type, dtype=autocast or torch.float32,
+                                enabled=autocast is not None):
+                out = impl(layer, x)
+            if train:
+                out.backward(grad)
+
+    return call
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--counts-only', action='store_true')
+    parser.add_argument('--dtypes', default='fp32,bf16,fp16')
+    parser.add_argument('--formats', default='nchw,cl')
+    parser.add_argument('--shapes', default=','.join(
+        str(i) for i in range(len(SHAPES))))
     args = parser.parse_args()
-    rows = []
-    for name, shape, dct in SHAPES:
+    dtypes = args.dtypes.split(',')
+    formats = args.formats.split(',')
+    shapes = [SHAPES[int(i)] for i in args.shapes.split(',')]
+    time_rows, count_rows = [], []
+    for name, shape, dct in shapes:
         layer = MultiSpectralAttention(shape[1], dct, dct).to(DEVICE)
-        x = torch.randn(shape, device=DEVICE, requires_grad=True)
-        grad = torch.randn(shape, device=DEVICE)
-        impls = {
-            'SE': lambda: se_forward(layer, x).backward(grad),
-            'release FCA': lambda: release_forward(layer, x).backward(grad),
-            'mmfca FCA': lambda: layer(x).backward(grad),
-        }
-        times = interleaved_medians(impls, args.repeats)
-        mems = {k: peak_memory_mb(fn) for k, fn in impls.items()}
-        se = times['SE']
-        rows.append([
-            name, 'x'.join(map(str, shape)),
-            *(f'{times[k] * 1e3:.1f}' for k in impls),
-            f'{times["release FCA"] / se:.2f}', f'{times["mmfca FCA"] / se:.2f}',
-            *(f'{mems[k]:.0f}' for k in impls)
-        ])
-        print(rows[-1], flush=True)
-    print()
-    print(header('Attention layer, forward + backward'))
-    print(table([
-        'shape', 'N x C x H x W', 'SE ms', 'release ms', 'mmfca ms',
-        'release/SE', 'mmfca/SE', 'SE MB', 'release MB', 'mmfca MB'
-    ], rows))
-    print(f'\nmedian of {args.repeats} interleaved repeats; peak MB: memory '
-          'the call adds (CUDA allocator peak, or on CPU the peak of live '
-          'tensor bytes from the profiler).')
+        for fmt in formats:
+            for dtype in dtypes:
+                autocast = DTYPES[dtype]
+                x = torch.randn(shape, device=DEVICE).to(
+                    autocast or torch.float32,
+                    memory_format=FORMATS[fmt]).requires_grad_()
+                grad = torch.randn_like(x)
+                label = [name, 'x'.join(map(str, shape)), fmt, dtype]
+                for train in (True, False):
+                    calls = {k: make_call(f, layer, x, grad, autocast, train)
+                             for k, f in IMPLS.items()}
+                    for call in calls.values():
+                        call()  # warm: caches, autotuning
+                    counts = {k: count_ops(c, x.numel())
+                              for k, c in calls.items()}
+                    count_rows.append(label + [
+                        'fwd+bwd' if train else 'infer', *(
+                            f'{len(c.kernels)} / {len(c.full_size)}'
+                            for c in counts.values())
+                    ])
+                    if args.counts_only:
+                        continue
+                    times = interleaved_medians(calls, args.repeats)
+                    se = times['SE']
+                    time_rows.append(label + [
+                        'fwd+bwd' if train else 'infer',
+                        *(f'{t * 1e3:.2f}' for t in times.values()),
+                        f'{times["release"] / se:.2f}',
+                        f'{times["mmfca"] / se:.2f}'
+                    ])
+                    print(time_rows[-1], flush=True)
+    columns = ['shape', 'N x C x H x W', 'format', 'dtype', 'pass']
+    if time_rows:
+        print()
+        print(header('Attention layer'))
+        print(table(columns + ['SE ms', 'release ms', 'mmfca ms',
+                               'release/SE', 'mmfca/SE'], time_rows))
+        print(f'\nmedian of {args.repeats} interleaved repeats; backward '
+              'outside autocast.\n')
+    print(header('Attention layer: kernels / full-size passes per call'))
+    print(table(columns + ['SE', 'release', 'mmfca'], count_rows))
 
 
 if __name__ == '__main__':

@@ -1,8 +1,9 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-from .dct import (FREQ_METHODS, adaptive_pool_matrix, channel_dct_filters,
-                  dct_basis_1d, dct_filters, get_freq_indices, scale_freqs,
+from .dct import (FREQ_METHODS, NORMALIZATIONS, adaptive_pool_matrix,
+                  channel_dct_filters, channel_groups, dct_basis, dct_filters,
+                  get_freq_indices, pooled_dct_filters, scale_freqs,
                   scale_freqs_to_input)
-from .dct_squeeze import NORMALIZATIONS, MultiSpectralDCT
+from .dct_squeeze import MultiSpectralDCT
 from .channel_attentions import CBAMChannelAttention, ECALayer
 from .multi_spectral_attention import MultiSpectralAttention
 from .squeeze_switch import (DEFAULT_SQUEEZE, MultiSpectralChannelAttention,
@@ -11,8 +12,8 @@ from .squeeze_switch import (DEFAULT_SQUEEZE, MultiSpectralChannelAttention,
 
 __all__ = [
     'FREQ_METHODS', 'NORMALIZATIONS', 'adaptive_pool_matrix',
-    'channel_dct_filters', 'dct_basis_1d', 'dct_filters', 'get_freq_indices',
-    'scale_freqs', 'scale_freqs_to_input', 'MultiSpectralAttention',
+    'channel_dct_filters', 'channel_groups', 'dct_basis', 'dct_filters',
+    'get_freq_indices', 'pooled_dct_filters', 'scale_freqs', 'scale_freqs_to_input', 'MultiSpectralAttention',
     'MultiSpectralDCT', 'CBAMChannelAttention', 'ECALayer', 'DEFAULT_SQUEEZE',
     'MultiSpectralChannelAttention', 'MultiSpectralSELayer', 'build_squeeze',
     'use_multi_spectral_squeeze'

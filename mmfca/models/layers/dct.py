@@ -8,12 +8,16 @@ the results to the input's dtype and device.
 """
 import math
 import re
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
 #: Side of the grid the published frequency rankings refer to.
 FREQ_GRID = 7
+
+#: Scalings of the DCT filters: the release's orthonormal one, and one whose
+#: (0, 0) term is exactly the mean (see :func:`normalization_gain`).
+NORMALIZATIONS = ('ortho', 'mean')
 
 #: Numbers of frequencies each named method is published with.
 NUM_FREQS = (1, 2, 4, 8, 16, 32)
@@ -108,8 +112,7 @@ def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
             for u, v in freqs]
 
 
-def scale_freqs_to_input(freqs: Sequence[Tuple[int, int]], h: int,
-                         w: int) -> List[Tuple[int, int]]:
+def scale_freqs_to_input(freqs, h, w):
     """Scale 7x7-grid frequencies to an ``h x w`` map in proportion:
     ``(u * h // 7, v * w // 7)``, the same relative frequency at any size.
 
@@ -120,13 +123,19 @@ def scale_freqs_to_input(freqs: Sequence[Tuple[int, int]], h: int,
     h``.
 
     Args:
-        freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
+        freqs (Sequence[tuple[int, int]] | Tensor): Pairs on the 7x7 grid,
+            or a (G, 2) integer tensor of them (with traced sizes ``h``,
+            ``w`` while a graph is captured).
         h (int): Map height (>= 1).
         w (int): Map width (>= 1).
 
     Returns:
-        list[tuple[int, int]]: Pairs with ``0 <= u < h``, ``0 <= v < w``.
+        list[tuple[int, int]] | Tensor: Pairs with ``0 <= u < h``,
+        ``0 <= v < w``, as a list for a list input, else a (G, 2) tensor.
     """
+    if isinstance(freqs, torch.Tensor):
+        return torch.stack([freqs[:, 0] * h // FREQ_GRID,
+                            freqs[:, 1] * w // FREQ_GRID], 1)
     return [(u * h // FREQ_GRID, v * w // FREQ_GRID) for u, v in freqs]
 
 
@@ -141,22 +150,28 @@ def check_filter_size(dct_h: int, dct_w: int) -> None:
                 f'{FREQ_GRID} (the release uses 56, 28, 14, 7).')
 
 
-def dct_basis_1d(freq: int, length: int) -> torch.Tensor:
-    """Orthonormal 1D DCT-II basis vector.
+def dct_basis(freqs, length, dtype=torch.float64, device=None):
+    """Orthonormal 1D DCT-II basis vectors, one row per frequency.
 
-    ``cos(pi * freq * (i + 0.5) / length) / sqrt(length)``, times
-    ``sqrt(2)`` when ``freq != 0``.
+    ``B[f](i) = cos(pi * f * (i + 0.5) / L) / sqrt(L)``, times ``sqrt(2)``
+    when ``f != 0``. Built from tensor ops only, so ``length`` may also be a
+    traced size (the squeeze's graph path).
 
     Args:
-        freq (int): Frequency, ``0 <= freq < length``.
-        length (int): Signal length.
+        freqs (Sequence[int] | Tensor): Frequencies, ``0 <= f < length``.
+        length (int): Signal length ``L``.
+        dtype (torch.dtype): Defaults to float64.
+        device (torch.device, optional): Defaults to None (CPU).
 
     Returns:
-        Tensor: float64 vector of shape ``(length, )``.
+        Tensor: shape ``(len(freqs), length)``.
     """
-    pos = torch.arange(length, dtype=torch.float64) + 0.5
-    basis = torch.cos(math.pi * freq * pos / length) / math.sqrt(length)
-    return basis * math.sqrt(2) if freq != 0 else basis
+    freqs = torch.as_tensor(freqs, device=device).to(dtype)
+    pos = torch.arange(length, device=device).to(dtype) + 0.5
+    basis = torch.cos(math.pi * freqs[:, None] * pos[None] / length)
+    gain = torch.where(freqs == 0, torch.ones_like(freqs),
+                       torch.full_like(freqs, math.sqrt(2)))
+    return basis * gain[:, None] / length**0.5
 
 
 def dct_filters(dct_h: int, dct_w: int,
@@ -173,19 +188,42 @@ def dct_filters(dct_h: int, dct_w: int,
         Tensor: float64, shape ``(len(freqs), dct_h, dct_w)``;
         ``out[k, i, j] = B[u_k](i) * B[v_k](j)``.
     """
-    return torch.stack([
-        torch.outer(dct_basis_1d(u, dct_h), dct_basis_1d(v, dct_w))
-        for u, v in freqs
-    ])
+    rows = dct_basis([u for u, _ in freqs], dct_h)
+    cols = dct_basis([v for _, v in freqs], dct_w)
+    return rows[:, :, None] * cols[:, None, :]
+
+
+def channel_groups(channels: int, num_freqs: int) -> List[int]:
+    """Sizes of the consecutive channel groups, one per frequency.
+
+    ``channels // num_freqs`` each, as in the release; when that does not
+    divide, the first ``channels % num_freqs`` groups take one channel more
+    (``numpy.array_split``'s rule), so every channel count a GAP module
+    accepts works. With fewer channels than frequencies, the first
+    ``channels`` frequencies get one channel each and the rest none.
+
+    Args:
+        channels (int): Number of channels (>= 1).
+        num_freqs (int): Number of frequencies.
+
+    Returns:
+        list[int]: ``num_freqs`` sizes summing to ``channels``.
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) \
+            or channels < 1:
+        raise ValueError(f'in_channels={channels!r} is not allowed; it must '
+                         f'be a positive integer.')
+    base, extra = divmod(channels, num_freqs)
+    return [base + (k < extra) for k in range(num_freqs)]
 
 
 def channel_dct_filters(channels: int, dct_h: int, dct_w: int,
                         freqs: Sequence[Tuple[int, int]]) -> torch.Tensor:
-    """The per-channel filter bank of the release: group ``k`` of
-    ``channels // len(freqs)`` consecutive channels gets frequency ``k``.
+    """The per-channel filter bank of the release: channel group ``k`` (see
+    :func:`channel_groups`) gets frequency ``k``.
 
     Args:
-        channels (int): Number of channels, divisible by ``len(freqs)``.
+        channels (int): Number of channels.
         dct_h (int): Filter height.
         dct_w (int): Filter width.
         freqs (Sequence[tuple[int, int]]): Pairs in filter coordinates.
@@ -193,20 +231,8 @@ def channel_dct_filters(channels: int, dct_h: int, dct_w: int,
     Returns:
         Tensor: float64, shape ``(channels, dct_h, dct_w)``.
     """
-    check_channels_divisible(channels, len(freqs))
-    return dct_filters(dct_h, dct_w, freqs).repeat_interleave(
-        channels // len(freqs), dim=0)
-
-
-def check_channels_divisible(channels: int, num_freqs: int) -> None:
-    """Raise unless the channels split into ``num_freqs`` equal groups."""
-    if channels % num_freqs != 0:
-        divisors = [n for n in NUM_FREQS if channels % n == 0]
-        raise ValueError(
-            f'in_channels={channels} is not divisible by the number of '
-            f'frequencies ({num_freqs}); each frequency needs an equal '
-            f'channel group. Published counts that divide {channels}: '
-            f'{divisors}.')
+    sizes = torch.tensor(channel_groups(channels, len(freqs)))
+    return dct_filters(dct_h, dct_w, freqs).repeat_interleave(sizes, dim=0)
 
 
 def adaptive_pool_matrix(in_size: int, out_size: int,
@@ -234,3 +260,59 @@ def adaptive_pool_matrix(in_size: int, out_size: int,
     end = ((a + 1) * in_size + out_size - 1) // out_size  # ceil
     mask = (i[None] >= start[:, None]) & (i[None] < end[:, None])
     return mask.to(dtype) / (end - start)[:, None].to(dtype)
+
+
+def normalization_gain(normalization: str, dct_h, dct_w):
+    """What the orthonormal filters are multiplied by: 1 for ``'ortho'``,
+    ``1 / sqrt(dct_h * dct_w)`` for ``'mean'``, which turns the (0, 0)
+    term ``GAP * sqrt(dct_h * dct_w)`` into ``GAP``."""
+    return 1.0 if normalization == 'ortho' else (dct_h * dct_w)**-0.5
+
+
+def pooled_dct_filters(grid_freqs: Sequence[Tuple[int, int]],
+                       dct_h: Optional[int],
+                       dct_w: Optional[int],
+                       h: int,
+                       w: int,
+                       normalization: str = 'ortho',
+                       dtype: torch.dtype = torch.float64,
+                       device=None) -> torch.Tensor:
+    """One filter per frequency for an ``h x w`` input, with FcaNet's
+    adaptive average pooling folded in.
+
+    ``sum_ij x[i, j] * out[k, i, j]`` equals pooling ``x`` to ``dct_h x
+    dct_w`` and applying the DCT filter of grid frequency ``k`` (scaled by
+    :func:`scale_freqs`): ``out[k] = P_h^T B[u_k] B[v_k]^T P_w`` with the
+    pooling matrices ``P`` of :func:`adaptive_pool_matrix`. With ``dct_h =
+    dct_w = None`` the filter is the input's own DCT (no pooling,
+    frequencies scaled by :func:`scale_freqs_to_input`). Tensor ops only:
+    ``h`` and ``w`` may be traced sizes.
+
+    Args:
+        grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
+        dct_h (int, optional): Filter height, or None to follow the input.
+        dct_w (int, optional): Filter width, or None with ``dct_h``.
+        h (int): Input height.
+        w (int): Input width.
+        normalization (str): ``'ortho'`` or ``'mean'`` (see
+            :func:`normalization_gain`). Defaults to ``'ortho'``.
+        dtype (torch.dtype): Defaults to float64.
+        device (torch.device, optional): Defaults to None (CPU).
+
+    Returns:
+        Tensor: shape ``(len(grid_freqs), h, w)``.
+    """
+    if dct_h is None:
+        freqs = scale_freqs_to_input(torch.tensor(grid_freqs, device=device),
+                                     h, w)
+        rows = dct_basis(freqs[:, 0], h, dtype, device)
+        cols = dct_basis(freqs[:, 1], w, dtype, device)
+        dct_h, dct_w = h, w
+    else:
+        freqs = scale_freqs(grid_freqs, dct_h, dct_w)
+        rows = dct_basis([u for u, _ in freqs], dct_h, dtype, device) @ \
+            adaptive_pool_matrix(h, dct_h, dtype, device)
+        cols = dct_basis([v for _, v in freqs], dct_w, dtype, device) @ \
+            adaptive_pool_matrix(w, dct_w, dtype, device)
+    gain = normalization_gain(normalization, dct_h, dct_w)
+    return rows[:, :, None] * cols[:, None, :] * gain

@@ -32,11 +32,11 @@ DEFAULT_SQUEEZE = dict(
     normalization='mean')
 
 
-def build_squeeze(channels: int, squeeze: Optional[dict]) -> nn.Module:
+def build_squeeze(in_channels: int, squeeze: Optional[dict]) -> nn.Module:
     """The squeeze of a channel attention: GAP or multi-spectral.
 
     Args:
-        channels (int): Channels of the feature the module squeezes.
+        in_channels (int): Channels of the feature the module squeezes.
         squeeze (dict, optional): None for GAP (``nn.AdaptiveAvgPool2d(1)``,
             the original module); otherwise overrides of
             :data:`DEFAULT_SQUEEZE` (``freq_sel_method``, ``dct_h``,
@@ -51,7 +51,7 @@ def build_squeeze(channels: int, squeeze: Optional[dict]) -> nn.Module:
         return nn.AdaptiveAvgPool2d(1)
     cfg = copy.deepcopy(DEFAULT_SQUEEZE)
     cfg.update(squeeze)
-    cfg.update(channels=channels, keepdim=True)
+    cfg.update(in_channels=in_channels, keepdim=True)
     return MODELS.build(cfg)
 
 
@@ -87,17 +87,19 @@ class MultiSpectralSELayer(SELayer):
     Args:
         channels (int): The input (and output) channels.
         *args: Positional arguments of MMPretrain's ``SELayer``.
-        squeeze (dict, optional): See :func:`build_squeeze`. Defaults to
-            ``dict()`` (:data:`DEFAULT_SQUEEZE`).
+        squeeze (dict, optional): Overrides of :data:`DEFAULT_SQUEEZE` (see
+            :func:`build_squeeze`). Defaults to None: the defaults. (For
+            GAP, use the parent class.)
         **kwargs: Keyword arguments of MMPretrain's ``SELayer``
             (``squeeze_channels``, ``ratio``, ``divisor``, ``bias``,
             ``conv_cfg``, ``act_cfg``, ``return_weight``, ``init_cfg``).
     """
 
-    def __init__(self, channels, *args, squeeze: Optional[dict] = {},
+    def __init__(self, channels, *args, squeeze: Optional[dict] = None,
                  **kwargs):
         super().__init__(channels, *args, **kwargs)
-        self.global_avgpool = build_squeeze(channels, squeeze)
+        self.global_avgpool = build_squeeze(
+            channels, dict() if squeeze is None else squeeze)
 
 
 @MODELS.register_module()
@@ -107,12 +109,14 @@ class MultiSpectralChannelAttention(ChannelAttention):
 
     Args:
         channels (int): The input (and output) channels.
-        squeeze (dict, optional): See :func:`build_squeeze`. Defaults to
-            ``dict()`` (:data:`DEFAULT_SQUEEZE`).
+        squeeze (dict, optional): Overrides of :data:`DEFAULT_SQUEEZE` (see
+            :func:`build_squeeze`). Defaults to None: the defaults. (For
+            GAP, use the parent class.)
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
-    def __init__(self, channels: int, squeeze: Optional[dict] = {},
+    def __init__(self, channels: int, squeeze: Optional[dict] = None,
                  init_cfg=None):
         super().__init__(channels, init_cfg=init_cfg)
-        self.global_avgpool = build_squeeze(channels, squeeze)
+        self.global_avgpool = build_squeeze(
+            channels, dict() if squeeze is None else squeeze)

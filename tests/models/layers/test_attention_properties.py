@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from mmfca.models import MultiSpectralAttention
 from mmfca.models.layers.dct import NUM_FREQS
-from test_multi_spectral_attention import reference_fca
 
 METHODS = st.builds(lambda kind, n: f'{kind}{n}',
                     st.sampled_from(['top', 'low', 'bot']),
@@ -15,15 +14,16 @@ METHODS = st.builds(lambda kind, n: f'{kind}{n}',
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
-@given(method=METHODS, groups_mult=st.integers(1, 3),
+@given(method=METHODS, groups_mult=st.integers(1, 3), extra=st.integers(0, 31),
        dct=st.sampled_from([7, 8, 14, 21]), h=st.integers(1, 40),
        w=st.integers(1, 40), batch=st.integers(1, 3),
        seed=st.integers(0, 2**16))
-def test_layer_matches_float64_reference(method, groups_mult, dct, h, w,
-                                         batch, seed):
+def test_layer_matches_float64_reference(method, groups_mult, extra, dct, h,
+                                         w, batch, seed, reference_fca):
     torch.manual_seed(seed)
     n = int(method[3:])
-    channels = n * groups_mult
+    # any channel count: equal groups and uneven ones
+    channels = n * groups_mult + extra % n
     layer = MultiSpectralAttention(channels, dct, dct, reduction=1,
                                    freq_sel_method=method)
     for fc in (layer.fc[0], layer.fc[2]):

@@ -1,31 +1,7 @@
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from scipy.fft import dctn
 
-from mmfca.models import MultiSpectralAttention, get_freq_indices
-
-
-def reference_fca(layer, x):
-    """Direct float64 computation of the release's formula, from scipy's
-    orthonormal DCT: pool to the filter size, take DCT term (u_k, v_k) of
-    each channel of group k, bias-free FC, ReLU, FC, sigmoid, scale."""
-    x = x.double()
-    n, c, h, w = x.shape
-    dct_h, dct_w = layer.dct_layer.dct_h, layer.dct_layer.dct_w
-    pooled = F.adaptive_avg_pool2d(x, (dct_h, dct_w)).numpy()
-    coeffs = dctn(pooled, type=2, norm='ortho', axes=(2, 3))
-    freqs = get_freq_indices(layer.freq_sel_method)
-    group = c // len(freqs)
-    y = np.empty((n, c))
-    for ch in range(c):
-        u, v = freqs[ch // group]
-        y[:, ch] = coeffs[:, ch, u * (dct_h // 7), v * (dct_w // 7)]
-    w1 = layer.fc[0].weight.detach().double().numpy()
-    w2 = layer.fc[2].weight.detach().double().numpy()
-    att = 1 / (1 + np.exp(-(np.maximum(y @ w1.T, 0) @ w2.T)))
-    return torch.from_numpy(x.numpy() * att[:, :, None, None])
+from mmfca.models import MultiSpectralAttention
 
 
 def randomized(layer):
@@ -40,7 +16,7 @@ def randomized(layer):
                                       (14, (20, 9)), (28, (50, 76)),
                                       (7, (5, 5)), (56, (200, 304))])
 @pytest.mark.parametrize('method', ['top16', 'low4', 'bot32'])
-def test_layer_equals_float64_formula(dct, size, method):
+def test_layer_equals_float64_formula(dct, size, method, reference_fca):
     layer = randomized(
         MultiSpectralAttention(64, dct_h=dct, dct_w=dct, reduction=4,
                                freq_sel_method=method))
@@ -54,11 +30,11 @@ def test_layer_equals_float64_formula(dct, size, method):
 @pytest.mark.parametrize('grad', [False, True])
 @pytest.mark.parametrize('dct,size', [(7, (7, 7)), (14, (20, 9)),
                                       (56, (200, 304)), (28, (28, 28))])
-def test_float64_stays_float64(dct, size, grad):
+def test_float64_stays_float64(dct, size, grad, reference_fca):
     """A float64 layer on a float64 input agrees with the float64 formula
-    to 1e-12 on the inference and the fused training path: no step (the
-    filter factors, the per-group scale, the excitation) drops to
-    float32, which alone would cost about 1e-9."""
+    to 1e-12 with and without autograd: no step (the filters, the sum,
+    the excitation) drops to float32, which alone would cost about
+    1e-9."""
     layer = randomized(
         MultiSpectralAttention(64, dct_h=dct, dct_w=dct, reduction=4)).double()
     x = torch.randn(2, 64, *size, dtype=torch.float64)
@@ -78,7 +54,7 @@ def test_dc_only_layer_is_se_on_gap():
     torch.testing.assert_close(layer(x), x * att[:, :, None, None])
 
 
-def test_explicit_frequency_list():
+def test_explicit_frequency_list(reference_fca):
     layer = randomized(MultiSpectralAttention(8, 14, 14, 2, [(0, 0), (3, 4)]))
     x = torch.randn(1, 8, 30, 17)
     torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
@@ -117,8 +93,7 @@ def test_gradients_flow_to_input_and_fc():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(in_channels=64, freq_sel_method='top3'), "'top3'.*allowed: top1"),
     (dict(in_channels=64, freq_sel_method='mid16'), "'mid16'.*allowed"),
-    (dict(in_channels=24, freq_sel_method='top16'),
-     r'in_channels=24 .*\(16\).*\[1, 2, 4, 8\]'),
+    (dict(in_channels=0, reduction=1), r'in_channels=0 .*positive integer'),
     (dict(in_channels=16, reduction=32), r'reduction=32 .*\[1, 16\]'),
     (dict(in_channels=16, dct_h=5), r'dct_h=5 cannot hold the 7x7'),
     (dict(in_channels=16, freq_sel_method=[(0, 7)]),
@@ -163,3 +138,66 @@ def test_inplace_only_without_autograd():
         y = x.clone()
         expected(y)
     assert torch.equal(y, x)
+
+
+@pytest.mark.parametrize('channels,sizes', [(24, [2] * 8 + [1] * 8),
+                                            (54, [4] * 6 + [3] * 10),
+                                            (72, [5] * 8 + [4] * 8),
+                                            (8, [1] * 8 + [0] * 8)])
+def test_uneven_channel_counts_split_as_equal_as_possible(
+        channels, sizes, reference_fca):
+    """Channel counts that 16 frequencies do not divide (MobileNetV3's 72,
+    MMPretrain's SELayer test's 54) get groups of sizes differing by at
+    most one, first groups larger; the layer is the formula on them."""
+    from mmfca.models import channel_groups
+    assert channel_groups(channels, 16) == sizes
+    layer = randomized(MultiSpectralAttention(channels, 14, 14, 1, 'top16'))
+    x = torch.randn(2, channels, 20, 17)
+    torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
+                               rtol=1e-5, atol=1e-5)
+    # the stored bank is the release's layout, frequency k on group k
+    bank = layer.dct_layer.weight
+    starts = [sum(sizes[:k]) for k in range(16)]
+    for k, (start, size) in enumerate(zip(starts, sizes)):
+        for ch in range(start, start + size):
+            torch.testing.assert_close(bank[ch], bank[start])
+        if size and k and sizes[k - 1]:
+            assert not torch.allclose(bank[start], bank[starts[k - 1]])
+
+
+def test_even_split_is_the_releases():
+    from mmfca.models import channel_groups
+    assert channel_groups(256, 16) == [16] * 16
+    assert channel_groups(2048, 16) == [128] * 16
+
+
+@pytest.mark.parametrize('grad', [False, True])
+def test_hooks_on_squeeze_and_excitation_fire(grad):
+    """The module path runs with and without autograd: hooks on
+    ``dct_layer`` and ``fc`` see the squeeze and the attention."""
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    seen = {}
+    layer.dct_layer.register_forward_hook(
+        lambda m, i, o: seen.__setitem__('squeeze', o))
+    layer.fc.register_forward_hook(lambda m, i, o: seen.__setitem__('att', o))
+    x = torch.randn(2, 32, 9, 11, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        out = layer(x)
+    assert seen['squeeze'].shape == (2, 32)
+    torch.testing.assert_close(out, x * seen['att'][:, :, None, None])
+    torch.testing.assert_close(seen['att'],
+                               layer.fc(layer.dct_layer(x.detach())))
+
+
+def test_autocast_squeeze_and_excitation_run_in_float32():
+    """Under autocast the squeeze sums in float32 and the FCs (float32
+    weights) see float32: no per-sample renormalisation is needed."""
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    dtypes = {}
+    layer.fc[0].register_forward_hook(
+        lambda m, i, o: dtypes.update(fc_in=i[0].dtype, fc_out=o.dtype))
+    x = torch.randn(2, 32, 14, 14).bfloat16()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = layer(x)
+    assert dtypes == dict(fc_in=torch.float32, fc_out=torch.float32)
+    assert out.dtype == torch.bfloat16

@@ -70,14 +70,13 @@ def test_input_sized_filter_equals_float64_dct(size, normalization):
     torch.testing.assert_close(squeeze(x), torch.from_numpy(expected),
                                rtol=1e-12, atol=1e-12)
     if (h, w) == (56, 56):  # FcaNet's stage-1 frequencies
-        assert squeeze.factors(x) is not None
         fixed = MultiSpectralDCT(64, 56, 56, 'top16', normalization)
         torch.testing.assert_close(squeeze(x), fixed(x), rtol=1e-12,
                                    atol=1e-12)
 
 
 def test_squeeze_is_registered_and_keeps_dims():
-    squeeze = MODELS.build(dict(type='MultiSpectralDCT', channels=16,
+    squeeze = MODELS.build(dict(type='MultiSpectralDCT', in_channels=16,
                                 dct_h=None, dct_w=None, keepdim=True))
     assert squeeze(torch.randn(3, 16, 9, 9)).shape == (3, 16, 1, 1)
     assert dict(squeeze.named_parameters()) == {}
@@ -86,12 +85,12 @@ def test_squeeze_is_registered_and_keeps_dims():
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(normalization='l2'), r"'l2'.*\('ortho', 'mean'\)"),
-    (dict(dct_h=None, dct_w=None, learnable=True), r'fixed dct_h'),
+    (dict(dct_h=None, dct_w=None, learnable_filter=True), r'fixed dct_h'),
     (dict(freq_sel_method='top3'), r"'top3'"),
-    (dict(channels=24), r'in_channels=24'),
+    (dict(in_channels=0), r'in_channels=0'),
 ])
 def test_bad_squeeze_arguments_are_named(kwargs, match):
-    args = dict(channels=32, dct_h=7, dct_w=7)
+    args = dict(in_channels=32, dct_h=7, dct_w=7)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         MultiSpectralDCT(**args)
@@ -194,7 +193,7 @@ def test_switch_reaches_nested_modules_and_counts_them():
     model = nn.Sequential(SELayer(32), nn.Sequential(ChannelAttention(16)),
                           nn.Conv2d(3, 3, 1))
     assert use_multi_spectral_squeeze(model, dict(dct_h=7, dct_w=7)) == 2
-    assert model[0].global_avgpool.channels == 32
+    assert model[0].global_avgpool.in_channels == 32
     assert model[1][0].global_avgpool.dct_h == 7
 
 
@@ -223,3 +222,65 @@ def test_fca_layer_with_input_sized_filters_is_fcanets_at_stage_sizes():
         with torch.no_grad():
             torch.testing.assert_close(follow(x), fixed(x))
     assert follow(torch.randn(1, 64, 9, 30)).shape == (1, 64, 9, 30)
+
+
+# MMPretrain's own SELayer cases (its tests/test_models/test_utils/
+# test_se.py): same inputs and assertions, on the switched layer, and the
+# parent's numbers checked alongside.
+@pytest.mark.parametrize('shape,kwargs,squeeze_channels', [
+    ((4, 64, 112, 112), dict(), 8),
+    ((4, 128, 112, 112), dict(ratio=4), 32),
+    ((1, 54, 76, 103), dict(ratio=4), 16),  # 54 not divisible by ratio
+    ((1, 54, 76, 103), dict(ratio=4, divisor=2), 14),
+    ((1, 128, 56, 56), dict(squeeze_channels=25), 25),
+    ((1, 128, 56, 56), dict(squeeze_channels=13, ratio=4, divisor=8), 13),
+    ((4, 128, 56, 56),
+     dict(squeeze_channels=25,
+          act_cfg=(dict(type='ReLU'), dict(type='HSigmoid'))), 25),
+])
+def test_mmpretrain_selayer_cases(shape, kwargs, squeeze_channels):
+    x = torch.randn(shape)
+    for layer in (SELayer(shape[1], **kwargs),
+                  MultiSpectralSELayer(shape[1], **kwargs)):
+        assert layer.conv1.out_channels == squeeze_channels
+        assert layer.conv2.in_channels == squeeze_channels
+        assert layer(x).shape == torch.Size(shape)
+
+
+def test_mmpretrain_selayer_argument_checks_are_kept():
+    for kwargs in (dict(squeeze_channels='32'), dict(squeeze_channels=-1),
+                   dict(act_cfg=(dict(type='ReLU'), dict(type='Sigmoid'),
+                                 dict(type='ReLU')))):
+        with pytest.raises(AssertionError):
+            MultiSpectralSELayer(16, **kwargs)
+
+
+@pytest.mark.parametrize('arch', ['small', 'small_075', 'small_050', 'large'])
+def test_mobilenet_v3_every_width_with_the_switch(arch):
+    """MobileNetV3's SE widths (16 ... 960, e.g. 72 and 120, which 16
+    frequencies do not divide) all take the switch; with (0, 0) alone the
+    network is the GAP original, with top16 it differs, and it trains."""
+    from mmpretrain.models.backbones import MobileNetV3
+    original = MobileNetV3(arch)
+    original.init_weights()
+    num_se = sum(isinstance(m, SELayer) for m in original.modules())
+    widths = sorted({m.conv1.conv.in_channels for m in original.modules()
+                     if isinstance(m, SELayer)})
+    assert num_se > 0 and any(w % 16 for w in widths)
+    dc, multi = MobileNetV3(arch), MobileNetV3(arch)
+    assert use_multi_spectral_squeeze(dc, DC) == num_se
+    assert use_multi_spectral_squeeze(multi, {}) == num_se
+    for model in (dc, multi):
+        model.load_state_dict(original.state_dict())
+    x = torch.randn(2, 3, 224, 224)
+    for model in (original, dc, multi):
+        model.eval()
+    with torch.no_grad():
+        ref = original(x)[-1]
+        size = ref.abs().max()  # the initialised network's outputs are ~1e-6
+        torch.testing.assert_close(dc(x)[-1], ref, rtol=1e-4, atol=1e-5 * size)
+        assert (multi(x)[-1] - ref).abs().max() > 1e-4 * size
+    multi.train()
+    multi(x)[-1].square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in multi.parameters()
+               if p.grad is not None)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CUDA checks of DEVELOPERS.md in one command, on a GPU machine whose
+# Python has the OpenMMLab stack (e.g. after .whl/device_run.sh, see
+# DEVELOPERS.md): the layer tests (CUDA-marked ones included), then the
+# layer and network benchmarks in float32 and bf16/fp16 autocast, NCHW and
+# channels_last. Each result is written to $OUT (default: ./cuda-results)
+# as soon as it exists, so a run cut short still leaves what it finished.
+#   bash benchmarks/run_cuda.sh [quick]
+# `quick` shrinks every size (a dry run on the CPU before using the GPU).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/cuda-results}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+if [ "${1:-}" = quick ]; then
+    tests=(tests/models/layers/test_attention_cuda.py)
+    layer=(--repeats 1 --shapes 3 --dtypes fp32,bf16)
+    net=(--batch 2 --repeats 1 --dtypes fp32 --det-size 64,96)
+else
+    tests=(tests/models/layers/test_attention_cuda.py
+           tests/models/layers/test_attention_cost.py
+           tests/models/layers/test_multi_spectral_attention.py
+           tests/models/layers/test_attention_numerics.py)
+    layer=(--repeats 15)
+    net=(--repeats 7)
+fi
+start=$(date +%s)
+stamp() { echo "[run_cuda] $* after $(( $(date +%s) - start )) s"; }
+"$PY" -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee "$OUT/device.txt"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
+"$PY" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" > "$OUT/tests.txt" 2>&1
+echo "tests rc=$?" >> "$OUT/tests.txt"; tail -n 3 "$OUT/tests.txt"; stamp tests
+(cd benchmarks && "$PY" bench_attention.py "${layer[@]}") > "$OUT/bench_attention.md" 2>&1
+stamp layer benchmark
+(cd benchmarks && "$PY" bench_network.py "${net[@]}") > "$OUT/bench_network.md" 2>&1
+stamp network benchmark
