@@ -62,8 +62,23 @@ def release_forward(layer, x):
     return x * release_attention(layer, x)
 
 
+def gemm_squeeze_forward(layer, x):
+    """Prototype, not in mmfca (measured here to decide): the squeeze as
+    one batched matrix product of every channel with every group's filter
+    (G times the multiply-adds, no full-size temporary, either memory
+    format), keeping each channel's own group."""
+    n, c, h, w = x.shape
+    filters = layer.dct_layer.filters(x).to(x.dtype)  # (G, h, w)
+    g = filters.shape[0]
+    every = torch.matmul(x.flatten(2), filters.flatten(1).t())  # (N, C, G)
+    y = every.view(n, g, c // g, g).diagonal(dim1=1, dim2=3)  # (N, C/G, G)
+    att = layer.excite(y.transpose(1, 2).reshape(n, c).float())
+    return x * att.to(x.dtype)[:, :, None, None]
+
+
 IMPLS = {'SE': se_forward, 'release': release_forward,
-         'mmfca': lambda layer, x: layer(x)}
+         'mmfca': lambda layer, x: layer(x),
+         'gemm-squeeze prototype': gemm_squeeze_forward}
 
 
 def make_call(impl, layer, x, grad, autocast, train):
@@ -125,20 +140,19 @@ def main():
                     time_rows.append(label + [
                         'fwd+bwd' if train else 'infer',
                         *(f'{t * 1e3:.2f}' for t in times.values()),
-                        f'{times["release"] / se:.2f}',
-                        f'{times["mmfca"] / se:.2f}'
+                        *(f'{times[k] / se:.2f}' for k in list(IMPLS)[1:])
                     ])
                     print(time_rows[-1], flush=True)
     columns = ['shape', 'N x C x H x W', 'format', 'dtype', 'pass']
     if time_rows:
         print()
         print(header('Attention layer'))
-        print(table(columns + ['SE ms', 'release ms', 'mmfca ms',
-                               'release/SE', 'mmfca/SE'], time_rows))
+        print(table(columns + [f'{k} ms' for k in IMPLS] +
+                    [f'{k}/SE' for k in list(IMPLS)[1:]], time_rows))
         print(f'\nmedian of {args.repeats} interleaved repeats; backward '
               'outside autocast.\n')
     print(header('Attention layer: kernels / full-size passes per call'))
-    print(table(columns + ['SE', 'release', 'mmfca'], count_rows))
+    print(table(columns + list(IMPLS), count_rows))
 
 
 if __name__ == '__main__':
