@@ -18,9 +18,7 @@ if [ "${1:-}" = quick ]; then
     net=(--batch 2 --repeats 1 --dtypes fp32 --det-size 64,96)
 else
     tests=(tests/models/layers/test_attention_cuda.py
-           tests/models/layers/test_attention_cost.py
-           tests/models/layers/test_multi_spectral_attention.py
-           tests/models/layers/test_attention_numerics.py)
+           tests/models/layers/test_attention_cost.py)
     layer=(--repeats 15)
     net=(--repeats 7)
 fi

@@ -23,14 +23,16 @@ from .dct import (NORMALIZATIONS, FreqSel, adaptive_pool_matrix,
 FILTER_INITS = ('dct', 'random')
 
 
-def multi_spectral_squeeze(x: torch.Tensor,
-                           filters: torch.Tensor) -> torch.Tensor:
-    """``y[n, c] = sum_ij x[n, c, i, j] * filters[g(c), i, j]``.
+def multi_spectral_squeeze(x: torch.Tensor, filters: torch.Tensor,
+                           graph: bool = False) -> torch.Tensor:
+    """``y[n, c] = sum_ij x[n, c, i, j] * filters[g(c), 0, i, j]``.
 
     Args:
         x (Tensor): (N, C, H, W), any memory format.
-        filters (Tensor): (G, H, W) with ``C % G == 0``; group ``g`` is
-            channels ``[g * C / G, (g + 1) * C / G)``.
+        filters (Tensor): (G, 1, H, W) in ``x``'s dtype, ``C % G == 0``;
+            group ``g`` is channels ``[g * C / G, (g + 1) * C / G)``.
+        graph (bool): Whether a graph is being captured (see
+            :func:`in_graph_capture`). Defaults to False.
 
     Returns:
         Tensor: (N, C) in float32, or float64 for a float64 input. The
@@ -40,22 +42,24 @@ def multi_spectral_squeeze(x: torch.Tensor,
     n, c, h, w = x.shape
     groups = filters.shape[0]
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if in_graph_capture():
+    if graph:
         # The same products as one matrix product per group: one multiply-add
         # per element, as FLOP counters count GAP, and one graph for every
         # input size (ONNX, torch.compile).
         y = x.to(acc).reshape(n, groups, c // groups, h * w) @ \
             filters.to(acc).reshape(groups, h * w, 1)
         return y.reshape(n, c)
-    prod = x.view(n, groups, c // groups, h, w) * filters[:, None].to(x.dtype)
+    prod = x.view(n, groups, c // groups, h, w) * filters
+    if prod.dtype == acc or not torch.is_grad_enabled():
+        return prod.sum((3, 4), dtype=acc).view(n, c)
     return _SumHW.apply(prod, acc).view(n, c)
 
 
 class _SumHW(torch.autograd.Function):
-    """``prod.sum((3, 4), dtype=acc)`` whose backward casts the small
-    gradient before broadcasting it. Autograd's own backward of a sum with
-    ``dtype`` broadcasts first and then casts, which in bf16/fp16 (AMP)
-    writes a full-size copy of the gradient: one full-size pass more
+    """``prod.sum((3, 4), dtype=acc)`` for a bf16/fp16 ``prod`` (AMP) whose
+    backward casts the small gradient before broadcasting it. Autograd's own
+    backward of a sum with ``dtype`` broadcasts first and then casts: a
+    full-size copy of the gradient, one full-size pass more
     (tests/models/layers/test_attention_cost.py counts it)."""
 
     @staticmethod
@@ -75,11 +79,11 @@ _dynamo_compiling = getattr(getattr(torch, 'compiler', None), 'is_compiling',
 
 def in_graph_capture() -> bool:
     """Whether the forward is being recorded as a graph: ``torch.jit.trace``
-    (FLOP counting, the TorchScript ONNX exporter) or ``torch.compile``.
-    A Python-side cache would freeze one input size into such a graph, so
-    the filters are then computed in the graph from the input's shape."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or \
-        _dynamo_compiling()
+    (FLOP counting, the TorchScript ONNX exporter) or ``torch.compile`` /
+    ``torch.export`` (the dynamo ONNX exporter). A Python-side cache would
+    freeze one input size into such a graph, so the filters are then
+    computed in the graph from the input's shape."""
+    return torch.jit.is_tracing() or _dynamo_compiling()
 
 
 #: Most input sizes whose filters are kept (shared by all layers).
@@ -87,32 +91,36 @@ FILTER_CACHE_SIZE = 64
 _filter_cache: 'OrderedDict[tuple, torch.Tensor]' = OrderedDict()
 
 
-def cached_dct_filters(grid_freqs, dct_h, dct_w, h, w, normalization,
-                       channels, dtype, device) -> torch.Tensor:
-    """:func:`~mmfca.models.layers.dct.pooled_dct_filters` in ``dtype`` on
-    ``device``, computed once in float64 per input size and kept (LRU, shared
-    by all layers). When the frequencies do not split ``channels`` evenly,
-    the filters are repeated per channel group (see
-    :func:`~mmfca.models.layers.dct.channel_groups`): (C, h, w).
-
-    Returns:
-        Tensor: (G, h, w) or (C, h, w), see :func:`multi_spectral_squeeze`.
-    """
-    sizes = channel_groups(channels, len(grid_freqs))
-    even = len(set(sizes)) == 1
-    key = (grid_freqs, dct_h, dct_w, h, w, normalization,
-           None if even else channels, dtype, str(device))
-    if key in _filter_cache:
-        _filter_cache.move_to_end(key)
-        return _filter_cache[key]
+def group_filters(grid_freqs, dct_h, dct_w, h, w, normalization, sizes,
+                  dtype, device) -> torch.Tensor:
+    """:func:`~mmfca.models.layers.dct.pooled_dct_filters` shaped for
+    :func:`multi_spectral_squeeze`: (G, 1, h, w), or (C, 1, h, w) repeated
+    per channel group when the group ``sizes`` differ (see
+    :func:`~mmfca.models.layers.dct.channel_groups`)."""
     filters = pooled_dct_filters(grid_freqs, dct_h, dct_w, h, w,
-                                 normalization)
-    if not even:
-        filters = filters.repeat_interleave(torch.tensor(sizes), dim=0)
-    filters = filters.to(device, dtype)
-    _filter_cache[key] = filters
-    if len(_filter_cache) > FILTER_CACHE_SIZE:
-        _filter_cache.popitem(last=False)
+                                 normalization, dtype, device)
+    if len(set(sizes)) > 1:
+        filters = filters.repeat_interleave(
+            torch.tensor(sizes, device=device), dim=0)
+    return filters[:, None]
+
+
+def cached_group_filters(key, h, w, dtype, device, *args) -> torch.Tensor:
+    """:func:`group_filters` (``*args`` without the size, dtype and
+    device) computed once in float64 per ``(key, h, w, dtype, device)``
+    and kept in ``dtype`` (LRU, shared by all layers)."""
+    full_key = (key, h, w, dtype, device)
+    filters = _filter_cache.get(full_key)
+    if filters is None:
+        grid_freqs, dct_h, dct_w, normalization, sizes = args
+        filters = group_filters(grid_freqs, dct_h, dct_w, h, w,
+                                normalization, sizes,
+                                torch.float64, None).to(device, dtype)
+        _filter_cache[full_key] = filters
+        if len(_filter_cache) > FILTER_CACHE_SIZE:
+            _filter_cache.popitem(last=False)
+    else:
+        _filter_cache.move_to_end(full_key)
     return filters
 
 
@@ -188,13 +196,19 @@ class MultiSpectralDCT(nn.Module):
             raise ValueError(f'Unknown normalization {normalization!r}; '
                              f'allowed: {NORMALIZATIONS}.')
         self.grid_freqs = tuple(get_freq_indices(freq_sel_method))
-        channel_groups(in_channels, len(self.grid_freqs))  # checks the count
+        self.group_sizes = tuple(
+            channel_groups(in_channels, len(self.grid_freqs)))
         self.in_channels = in_channels
         self.dct_h, self.dct_w = dct_h, dct_w
         self.normalization = normalization
         self.learnable_filter = learnable_filter
         self.filter_init = filter_init
         self.keepdim = keepdim
+        # what the fixed DCT's filters depend on besides the input
+        self._filter_args = (self.grid_freqs, dct_h, dct_w, normalization,
+                             self.group_sizes)
+        self._cache_key = (self._filter_args if len(set(self.group_sizes)) > 1
+                           else self._filter_args[:4])
         if dct_h is None and dct_w is None:
             if learnable_filter or filter_init != 'dct':
                 raise ValueError(
@@ -237,12 +251,14 @@ class MultiSpectralDCT(nn.Module):
                 f'{self.normalization!r}, learnable_filter='
                 f'{self.learnable_filter}, filter_init={self.filter_init!r}')
 
-    def filters(self, x: torch.Tensor) -> torch.Tensor:
-        """The filters applied to ``x`` (pooling folded in): (G, H, W) for
-        the fixed DCT with equal groups, else (C, H, W).
+    def filters(self, x: torch.Tensor, graph: bool = False) -> torch.Tensor:
+        """The filters applied to ``x`` (pooling folded in), in ``x``'s
+        dtype: (G, 1, H, W) for the fixed DCT with equal groups, else
+        (C, 1, H, W) (see :func:`multi_spectral_squeeze`).
 
         The fixed DCT's come from the cache, or are computed in the graph
-        while one is captured; the ablation's are pooled from ``weight``.
+        while one is captured (``graph``); the ablation's are pooled from
+        ``weight`` (with autograd).
         """
         h, w = x.shape[2], x.shape[3]
         if not self.fixed_dct:
@@ -250,29 +266,33 @@ class MultiSpectralDCT(nn.Module):
                                           x.device)
             pool_w = adaptive_pool_matrix(w, self.dct_w, self.weight.dtype,
                                           x.device)
-            return torch.einsum('ai,cab,bj->cij', pool_h, self.weight, pool_w)
-        if in_graph_capture():
-            filters = pooled_dct_filters(self.grid_freqs, self.dct_h,
-                                         self.dct_w, h, w, self.normalization,
-                                         torch.float32, x.device)
-            sizes = channel_groups(self.in_channels, len(self.grid_freqs))
-            if len(set(sizes)) == 1:
-                return filters
-            return filters.repeat_interleave(
-                torch.tensor(sizes, device=x.device), dim=0)
-        return cached_dct_filters(self.grid_freqs, self.dct_h, self.dct_w, h,
-                                  w, self.normalization, self.in_channels,
-                                  x.dtype, x.device)
+            return torch.einsum('ai,cab,bj->cij', pool_h, self.weight,
+                                pool_w)[:, None].to(x.dtype)
+        if graph:
+            return group_filters(*self._filter_args[:3], h, w,
+                                 *self._filter_args[3:], torch.float32,
+                                 x.device)
+        return cached_group_filters(self._cache_key, h, w, x.dtype, x.device,
+                                    *self._filter_args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Squeeze ``x`` of shape (N, C, H, W) to (N, C) (or (N, C, 1, 1)
         with ``keepdim``), in float32 or float64 for a float64 input."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
+            self._refuse(x)
+        graph = in_graph_capture()
+        y = multi_spectral_squeeze(x, self.filters(x, graph), graph)
+        return y.view(*y.shape, 1, 1) if self.keepdim else y
+
+    def _refuse(self, x):
+        if x.dim() != 4:
             raise ValueError(
-                f'{type(self).__name__} expects an (N, {self.in_channels}, '
-                f'H, W) input, got shape {tuple(x.shape)}.')
-        y = multi_spectral_squeeze(x, self.filters(x))
-        return y[:, :, None, None] if self.keepdim else y
+                f'{type(self).__name__} expects a 4D (N, C, H, W) input, got '
+                f'a {x.dim()}D tensor of shape {tuple(x.shape)}.')
+        raise ValueError(
+            f'{type(self).__name__} was built for in_channels='
+            f'{self.in_channels}, got an input with {x.shape[1]} channels '
+            f'(shape {tuple(x.shape)}).')
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The fixed DCT is computed, not read from ``weight``, so a fixed

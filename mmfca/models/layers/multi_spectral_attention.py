@@ -98,9 +98,11 @@ class MultiSpectralAttention(BaseModule):
         Returns:
             Tensor: ``x`` scaled per channel, same shape and dtype.
         """
-        self._check_input(x)
         y = self.dct_layer(x)  # multi-spectral squeeze: (N, C)
-        att = self.excite(y).to(x.dtype)[:, :, None, None]
+        att = self.excite(y)
+        att = att.view(*att.shape, 1, 1)
+        if att.dtype != x.dtype:
+            att = att.to(x.dtype)
         if self.inplace and not torch.is_grad_enabled():
             return x.mul_(att)
         return x * att
@@ -111,20 +113,29 @@ class MultiSpectralAttention(BaseModule):
         in float32 on float32 copies of their weights (the squeeze and the
         gradients that flow through the excitation exceed float16's
         range)."""
-        with torch.autocast(y.device.type, enabled=False):
-            fc1, _, fc2, _ = self.fc
-            if fc1.weight.dtype != torch.float16:
-                return self.fc(y.to(fc1.weight.dtype))
-            hidden = F.relu(F.linear(y, fc1.weight.float()))
-            return torch.sigmoid(F.linear(hidden, fc2.weight.float()))
+        weight = self.fc[0].weight
+        if weight.dtype == torch.float16:
+            with autocast_off(y.device.type):
+                hidden = F.relu(F.linear(y, weight.float()))
+                return torch.sigmoid(F.linear(hidden, self.fc[2].weight.float()))
+        if y.dtype != weight.dtype:
+            y = y.to(weight.dtype)
+        if not autocast_enabled(y.device.type):
+            return self.fc(y)
+        with autocast_off(y.device.type):
+            return self.fc(y)
 
-    def _check_input(self, x):
-        if x.dim() != 4:
-            raise ValueError(
-                f'{type(self).__name__} expects a 4D (N, C, H, W) input, got '
-                f'a {x.dim()}D tensor of shape {tuple(x.shape)}.')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'{type(self).__name__} was built for in_channels='
-                f'{self.in_channels}, got an input with {x.shape[1]} channels '
-                f'(shape {tuple(x.shape)}).')
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (torch 2.1's API too)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        if device_type == 'cpu':
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
+def autocast_off(device_type: str):
+    """A context that disables autocast for ``device_type``."""
+    return torch.autocast(device_type, enabled=False)
