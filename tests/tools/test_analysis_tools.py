@@ -2,19 +2,18 @@
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run, tool
+from _helpers import load_tool, run, tool
+from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import make_synthetic_imagenet
 from mmfca.models import FcaNet, MultiSpectralAttention
 from mmfca.models.layers.dct import channel_dct_filters
 
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
-from plot_dct_basis import plot_dct_basis  # noqa: E402
+plot_dct_basis = load_tool('analysis_tools/plot_dct_basis.py').plot_dct_basis
 
 
 def test_plot_dct_basis_png(tmp_path):
@@ -29,7 +28,6 @@ def test_plot_dct_basis_png(tmp_path):
 @pytest.fixture(scope='module')
 def cls_config(tmp_path_factory):
     """FcaNet-18 classification config on the synthetic ImageNet set."""
-    from test_cls_seg import classification_cfg
     root = tmp_path_factory.mktemp('cls')
     data = make_synthetic_imagenet(str(root / 'data'), num_train=8,
                                    num_val=12)
@@ -41,6 +39,7 @@ def cls_config(tmp_path_factory):
     return path, str(root / 'work')
 
 
+@pytest.mark.slow
 def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
     config, _ = cls_config
     out = str(tmp_path / 'ablation')
@@ -78,6 +77,7 @@ def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
     assert 'Epoch(train)' not in again.stdout
 
 
+@pytest.mark.slow
 def test_visualize_attention(cls_config, tmp_path):
     config, work = cls_config
     # train one epoch to get a checkpoint of our own run
