@@ -4,9 +4,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 from mmfca.models.layers.dct import NUM_FREQS
-from test_multi_spectral_attention import reference_fca
 
 METHODS = st.builds(lambda kind, n: f'{kind}{n}',
                     st.sampled_from(['top', 'low', 'bot']),
