@@ -20,10 +20,12 @@ def test_names_build_from_each_library_registry(scope, module):
         backbone = models.build(dict(type='FcaNet', depth=50))
         att = models.build(dict(type='MultiSpectralAttention',
                                 in_channels=64))
-    assert type(backbone).__name__ == 'FcaNet'
-    assert type(att).__name__ == 'MultiSpectralAttention'
-    # and with no default scope at all
-    assert models.build(dict(type='FcaNet', depth=18)) is not None
+    assert type(backbone) is mmfca.models.FcaNet and backbone.depth == 50
+    assert type(att) is mmfca.models.MultiSpectralAttention
+    assert att.in_channels == 64
+    # and outside the library's default scope
+    small = models.build(dict(type='FcaNet', depth=18))
+    assert type(small) is mmfca.models.FcaNet and small.depth == 18
 
 
 def test_registered_once_in_the_root_registry():
