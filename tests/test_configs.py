@@ -81,7 +81,9 @@ def test_release_recipes_change_only_the_release_settings(ours):
     theirs = load_dict(mmdet_config(theirs_rel))
     assert ours.pop('custom_imports') == dict(
         imports=['mmfca'], allow_failed_imports=False)
+    shared = ours.pop('fcanet50')  # configs/_base_/models/fcanet50.py
     ours_backbone = ours['model'].pop('backbone')
+    assert {k: ours_backbone[k] for k in shared} == shared
     theirs['model'].pop('backbone')
     assert diff_keys(ours, theirs) == expected
     assert ours_backbone['type'] == 'FcaNet'
@@ -175,6 +177,9 @@ def test_retinanet_and_cascade_keep_mmdetections_resnet_settings():
         ours = load_dict(osp.join(REPO, 'configs', ours))
         theirs = load_dict(mmdet_config(theirs))
         ours.pop('custom_imports')
+        assert ours.pop('fcanet50') == {
+            k: ours['model']['backbone'][k]
+            for k in ('type', 'depth', 'init_cfg')}
         assert diff_keys(ours, theirs) == {
             'model.backbone.type', 'model.backbone.init_cfg.checkpoint',
             'model.backbone.init_cfg.prefix'}
@@ -197,3 +202,32 @@ def test_missing_pretrained_checkpoint_says_how_to_make_it():
                        match=r'(?s)checkpoints/nope\.pth not found.*'
                        r'fcanet2mmfca\.py fca50\.pth'):
         model.init_weights()
+
+
+# the backbone files under configs/_base_/models/ and what they hold
+BACKBONES = {
+    'fcanet50': dict(type='FcaNet', depth=50, init_cfg=dict(
+        type='Pretrained', checkpoint='checkpoints/fcanet50_in1k.pth',
+        prefix='backbone.')),
+    'fcanet101': dict(type='FcaNet', depth=101, init_cfg=dict(
+        type='Pretrained', checkpoint='checkpoints/fcanet101_in1k.pth',
+        prefix='backbone.')),
+}
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_pretrained_fcanet_backbones_come_from_one_file_each(path):
+    """Every config that starts an FcaNet backbone from converted ImageNet
+    weights takes it from configs/_base_/models/fcanet{50,101}.py: its
+    backbone holds that dict, and no config spells the dict out."""
+    cfg = load_dict(path)
+    backbone = cfg['model'].get('backbone', {})
+    init = backbone.get('init_cfg') or {}
+    if backbone.get('type') != 'FcaNet' or init.get('type') != 'Pretrained':
+        return  # e.g. the demo: FcaNet-18 from scratch
+    name = f'fcanet{backbone["depth"]}'
+    assert cfg[name] == BACKBONES[name]
+    assert {k: backbone[k] for k in BACKBONES[name]} == BACKBONES[name]
+    with open(path) as f:
+        assert 'checkpoints/fcanet' not in f.read()
