@@ -6,12 +6,18 @@ How tests import them: ``setup.cfg``'s ``[tool:pytest]`` section sets
 imports another one; fixtures live in ``tests/conftest.py``; scripts under
 ``tools/`` are imported only through :func:`load_tool`.
 
-Modules: :mod:`_helpers.configs` (config dicts compared key by key),
-:mod:`_helpers.runner_configs` (the classification / segmentation configs
-shrunk to the synthetic sets), :mod:`_helpers.release_fcanet` (the
-release's network, for parity tests), :mod:`_helpers.fca_reference` (the
-float64 formula of the FCA layer), :mod:`_helpers.rank_report_hook` (a
-hook that training subprocesses load with ``custom_imports``).
+Modules: :mod:`_helpers.backbone_checks` (the checks of MMDetection's and
+MMPretrain's backbone tests), :mod:`_helpers.configs` (config dicts
+compared key by key), :mod:`_helpers.runner_configs` (the classification
+and segmentation configs shrunk to the synthetic sets),
+:mod:`_helpers.release_fcanet` (the release's network, for parity tests),
+:mod:`_helpers.fca_reference` (the float64 formula of the FCA layer),
+:mod:`_helpers.rank_report_hook` (a hook that training subprocesses load
+with ``custom_imports``).
+
+Fast selection: ``pytest -m "not slow"`` skips the tests that start
+training subprocesses (marker registered in setup.cfg); ``make test`` and
+CI run everything.
 """
 import importlib.util
 import os
