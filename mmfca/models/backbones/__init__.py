@@ -1,6 +1,5 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-from .fcanet import (STAGE_DCT_SIZES, FcaBasicBlock, FcaNet,
-                     InvalidDepthError)
+from .fcanet import STAGE_DCT_SIZES, FcaBasicBlock, FcaNet, InvalidDepthError
 from .multi_spectral_seresnet import (MultiSpectralSEResNet,
                                       MultiSpectralSEResNeXt)
 

@@ -7,8 +7,7 @@ ResNet-50 (no network here)."""
 import pytest
 import torch
 from mmpretrain.models.backbones.seresnet import SEBottleneck
-from mmpretrain.models.backbones.seresnext import SEBottleneck as \
-    SEBottleneckX
+from mmpretrain.models.backbones.seresnext import SEBottleneck as SEBottleneckX
 from mmpretrain.models.utils import SELayer
 from torch.nn.modules.batchnorm import _BatchNorm
 
