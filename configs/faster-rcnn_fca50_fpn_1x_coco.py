@@ -1,7 +1,7 @@
 # Faster R-CNN, FcaNet-50, FPN, 1x on COCO: the FcaNet release's recipe
 # (its MMDetection 2.x config, 39.0 box AP), on MMDetection 3.x's
 # faster-rcnn_r50_fpn_1x_coco.py. Differences from that config, each from
-# the release (see ../shared/reference/fcanet-facts.md, "Training recipes"):
+# the release (see docs/recipes.md):
 # - backbone FcaNet-50 (top16, reduction 16, filters 56/28/14/7) from the
 #   converted ImageNet fca50.pth; frozen_stages=1, BN requires_grad=True,
 #   norm_eval=True (the same values as MMDetection's R-50, kept explicit);
@@ -12,26 +12,22 @@
 #   layers' adaptive pooling sees the release's feature sizes;
 # - R-CNN sampler RandomSampler 512 / 0.25, match_low_quality=False (the
 #   same as MMDetection's, kept explicit).
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    './_base_/models/fcanet50.py'
+]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
 
 model = dict(
     data_preprocessor=dict(pad_size_divisor=1),
     backbone=dict(
-        type='FcaNet',
-        depth=50,
+        _base_.fcanet50,
         reduction=16,
         freq_sel_method='top16',
         frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
-        # an ImageNet FcaNet-50 converted with
-        # tools/model_converters/fcanet2mmfca.py fca50.pth <this path>
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/fcanet50_in1k.pth',
-            prefix='backbone.')),
+        norm_eval=True),
     train_cfg=dict(
         rcnn=dict(
             assigner=dict(match_low_quality=False),

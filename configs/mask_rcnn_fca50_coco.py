@@ -1,7 +1,7 @@
 # Mask R-CNN, FcaNet-50, FPN, 1x on COCO: the FcaNet release's recipe (its
 # MMDetection 2.x config, 40.3 box / 36.2 mask AP), on MMDetection 3.x's
 # mask-rcnn_r50_fpn_1x_coco.py. Differences from that config, each from the
-# release (see ../shared/reference/fcanet-facts.md, "Training recipes"):
+# release (see docs/recipes.md):
 # - backbone FcaNet-50 (top16, reduction 16, filters 56/28/14/7) from the
 #   converted ImageNet fca50.pth; frozen_stages=0 (the release's
 #   `frozen_stages=False`: the stem only, no stage), BN requires_grad=False,
@@ -10,15 +10,17 @@
 # - R-CNN sampler OHEMSampler 512 / 0.25 (MMDetection: RandomSampler), with
 #   match_low_quality=True (the same as MMDetection's, kept explicit);
 # - padding to a multiple of 32, as MMDetection's.
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    './_base_/models/fcanet50.py'
+]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
+        _base_.fcanet50,
         _delete_=True,
-        type='FcaNet',
-        depth=50,
         reduction=16,
         freq_sel_method='top16',
         num_stages=4,
@@ -26,13 +28,7 @@ model = dict(
         frozen_stages=0,
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
-        style='pytorch',
-        # an ImageNet FcaNet-50 converted with
-        # tools/model_converters/fcanet2mmfca.py fca50.pth <this path>
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/fcanet50_in1k.pth',
-            prefix='backbone.')),
+        style='pytorch'),
     train_cfg=dict(
         rcnn=dict(
             assigner=dict(match_low_quality=True),

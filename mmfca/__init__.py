@@ -1,12 +1,22 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """FcaNet for OpenMMLab.
 
-Importing this package registers ``MultiSpectralAttention`` and ``FcaNet``
-in mmengine's root ``MODELS`` registry (and ``RNGStateHook`` in its
-``HOOKS``), so they build from MMDetection, MMPretrain and MMSegmentation
-configs alike (``custom_imports=dict(imports=['mmfca'])``). It also
-makes mmengine load every checkpoint that is not the run's own with
-``weights_only=True`` on any torch version (:mod:`mmfca.utils.checkpoint`).
+Importing this package (``custom_imports=dict(imports=['mmfca'])``)
+registers, in mmengine's root registries, which MMDetection, MMPretrain and
+MMSegmentation configs all build from:
+
+* ``MODELS``: ``FcaNet``, ``MultiSpectralSEResNet``,
+  ``MultiSpectralSEResNeXt`` (backbones); ``MultiSpectralAttention``,
+  ``MultiSpectralDCT``, ``MultiSpectralSELayer``,
+  ``MultiSpectralChannelAttention``, ``ECALayer``, ``CBAMChannelAttention``
+  (layers and plugins);
+* ``HOOKS``: ``RNGStateHook``;
+
+and in MMDetection's own registries (MMDetection configs only):
+``MODELS``: ``MatmulRoIExtractor``; ``TRANSFORMS``: ``OrientationPad``.
+(tests/test_registry.py holds the same list.) It also makes mmengine load
+every checkpoint that is not the run's own with ``weights_only=True`` on
+any torch version (:mod:`mmfca.utils.checkpoint`).
 """
 from . import datasets, engine, models  # noqa: F401
 from .utils import checkpoint  # noqa: F401  (registers the safe loaders)

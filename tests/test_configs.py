@@ -8,7 +8,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from conftest import REPO
+from _helpers import REPO
+from _helpers.configs import diff_keys, load_dict, mmdet_config
 
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
@@ -55,38 +56,6 @@ def test_config_loads_and_builds(path):
         assert cfg.custom_imports['imports'] == ['mmfca']
 
 
-def _unscoped(obj):
-    """Drop the ``_scope_='mmdet'`` tags that ``mmdet::`` inheritance adds
-    to every typed dict (default_scope is mmdet either way)."""
-    if isinstance(obj, dict):
-        return {k: _unscoped(v) for k, v in obj.items() if k != '_scope_'}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_unscoped(v) for v in obj)
-    return obj
-
-
-def _load(path):
-    return _unscoped(Config.fromfile(path).to_dict())
-
-
-def _mmdet_config(rel):
-    import mmdet
-    return osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', rel)
-
-
-def _diff(ours, theirs, prefix=''):
-    """Dotted keys whose values differ between two config dicts."""
-    keys = set(ours) | set(theirs)
-    out = set()
-    for k in keys:
-        a, b = ours.get(k), theirs.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out |= _diff(a, b, f'{prefix}{k}.')
-        elif a != b:
-            out.add(prefix + k)
-    return out
-
-
 # The release's MMDetection 2.x recipes (fcanet-facts.md, "Training
 # recipes"): what each of our configs changes in MMDetection's R-50 one.
 RELEASE_RECIPES = {
@@ -108,13 +77,15 @@ RELEASE_RECIPES = {
 @pytest.mark.parametrize('ours', sorted(RELEASE_RECIPES))
 def test_release_recipes_change_only_the_release_settings(ours):
     theirs_rel, expected = RELEASE_RECIPES[ours]
-    ours = _load(osp.join(REPO, 'configs', ours))
-    theirs = _load(_mmdet_config(theirs_rel))
+    ours = load_dict(osp.join(REPO, 'configs', ours))
+    theirs = load_dict(mmdet_config(theirs_rel))
     assert ours.pop('custom_imports') == dict(
         imports=['mmfca'], allow_failed_imports=False)
+    shared = ours.pop('fcanet50')  # configs/_base_/models/fcanet50.py
     ours_backbone = ours['model'].pop('backbone')
+    assert {k: ours_backbone[k] for k in shared} == shared
     theirs['model'].pop('backbone')
-    assert _diff(ours, theirs) == expected
+    assert diff_keys(ours, theirs) == expected
     assert ours_backbone['type'] == 'FcaNet'
     assert ours_backbone['depth'] == 50
     assert ours_backbone['freq_sel_method'] == 'top16'
@@ -203,19 +174,22 @@ def test_retinanet_and_cascade_keep_mmdetections_resnet_settings():
              'retinanet/retinanet_r50_fpn_1x_coco.py'),
             ('cascade-mask-rcnn_fca50_fpn_1x_coco.py',
              'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py')):
-        ours = _load(osp.join(REPO, 'configs', ours))
-        theirs = _load(_mmdet_config(theirs))
+        ours = load_dict(osp.join(REPO, 'configs', ours))
+        theirs = load_dict(mmdet_config(theirs))
         ours.pop('custom_imports')
-        assert _diff(ours, theirs) == {
+        assert ours.pop('fcanet50') == {
+            k: ours['model']['backbone'][k]
+            for k in ('type', 'depth', 'init_cfg')}
+        assert diff_keys(ours, theirs) == {
             'model.backbone.type', 'model.backbone.init_cfg.checkpoint',
             'model.backbone.init_cfg.prefix'}
 
 
 def test_amp_config_is_the_mask_recipe_with_amp():
-    amp = _load(osp.join(REPO, 'configs',
-                         'mask-rcnn_fca50_fpn_amp-1x_coco.py'))
-    base = _load(osp.join(REPO, 'configs', 'mask_rcnn_fca50_coco.py'))
-    assert _diff(amp, base) == {'optim_wrapper.type'}
+    amp = load_dict(
+        osp.join(REPO, 'configs', 'mask-rcnn_fca50_fpn_amp-1x_coco.py'))
+    base = load_dict(osp.join(REPO, 'configs', 'mask_rcnn_fca50_coco.py'))
+    assert diff_keys(amp, base) == {'optim_wrapper.type'}
     assert amp['optim_wrapper']['type'] == 'AmpOptimWrapper'
 
 
@@ -228,3 +202,32 @@ def test_missing_pretrained_checkpoint_says_how_to_make_it():
                        match=r'(?s)checkpoints/nope\.pth not found.*'
                        r'fcanet2mmfca\.py fca50\.pth'):
         model.init_weights()
+
+
+# the backbone files under configs/_base_/models/ and what they hold
+BACKBONES = {
+    'fcanet50': dict(type='FcaNet', depth=50, init_cfg=dict(
+        type='Pretrained', checkpoint='checkpoints/fcanet50_in1k.pth',
+        prefix='backbone.')),
+    'fcanet101': dict(type='FcaNet', depth=101, init_cfg=dict(
+        type='Pretrained', checkpoint='checkpoints/fcanet101_in1k.pth',
+        prefix='backbone.')),
+}
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_pretrained_fcanet_backbones_come_from_one_file_each(path):
+    """Every config that starts an FcaNet backbone from converted ImageNet
+    weights takes it from configs/_base_/models/fcanet{50,101}.py: its
+    backbone holds that dict, and no config spells the dict out."""
+    cfg = load_dict(path)
+    backbone = cfg['model'].get('backbone', {})
+    init = backbone.get('init_cfg') or {}
+    if backbone.get('type') != 'FcaNet' or init.get('type') != 'Pretrained':
+        return  # e.g. the demo: FcaNet-18 from scratch
+    name = f'fcanet{backbone["depth"]}'
+    assert cfg[name] == BACKBONES[name]
+    assert {k: backbone[k] for k in BACKBONES[name]} == BACKBONES[name]
+    with open(path) as f:
+        assert 'checkpoints/fcanet' not in f.read()

@@ -4,13 +4,12 @@ import functools
 import http.server
 import os.path as osp
 import subprocess
-import sys
 import threading
 
 import pytest
 import torch
 
-from conftest import DEMO_CONFIG, REPO, data_options, tool
+from _helpers import DEMO_CONFIG, REPO, data_options, tool
 from mmfca.converters import ConversionError, convert_file
 from mmfca.models import FcaNet
 from mmfca.utils import TRUSTED_SCHEME, mark_trusted
@@ -72,6 +71,7 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
         server.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool_name', ['test.py', 'train.py'])
 def test_tools_refuse_foreign_load_from(tool_name, synthetic_coco, tmp_path):
     """tools/test.py on a file from elsewhere and tools/train.py with
@@ -139,8 +139,7 @@ def test_rng_state_hook_round_trips_through_weights_only(tmp_path):
 
 
 def test_converted_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
-    from release_fcanet import release_fcanet
+    from _helpers.release_fcanet import release_fcanet
     src = tmp_path / 'fca18.pth'
     torch.save(release_fcanet(18).state_dict(), src)
     convert_file(str(src), str(tmp_path / 'out.pth'))

@@ -9,10 +9,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from conftest import REPO
+from _helpers import REPO
+from _helpers.configs import diff_keys, load_dict, mmdet_config
+from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import SYNTHETIC_COCO_CLASSES
-from test_cls_seg import classification_cfg, imagenet_root  # noqa: F401
-from test_configs import _diff, _load, _mmdet_config
 
 SWITCH = osp.join(REPO, 'configs', 'squeeze_switch')
 
@@ -29,16 +29,16 @@ DETECTION = {
 
 def test_seresnet_config_is_mmpretrains_plus_one_line():
     import mmpretrain
-    ours = _load(osp.join(SWITCH, 'fca-seresnet50_8xb32_in1k.py'))
-    theirs = _load(osp.join(osp.dirname(mmpretrain.__file__), '.mim',
-                            'configs', 'seresnet', 'seresnet50_8xb32_in1k.py'))
+    ours = load_dict(osp.join(SWITCH, 'fca-seresnet50_8xb32_in1k.py'))
+    theirs = load_dict(
+        osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs',
+                 'seresnet', 'seresnet50_8xb32_in1k.py'))
     assert ours.pop('custom_imports')['imports'] == ['mmfca']
-    assert _diff(ours, theirs) == {'model.backbone.type'}
+    assert diff_keys(ours, theirs) == {'model.backbone.type'}
     assert ours['model']['backbone']['type'] == 'MultiSpectralSEResNet'
 
 
-def test_seresnet_config_trains_one_iteration(imagenet_root,  # noqa: F811
-                                              tmp_path):
+def test_seresnet_config_trains_one_iteration(imagenet_root, tmp_path):
     cfg = classification_cfg(
         'configs/squeeze_switch/fca-seresnet50_8xb32_in1k.py', imagenet_root,
         tmp_path)
@@ -54,10 +54,10 @@ def test_seresnet_config_trains_one_iteration(imagenet_root,  # noqa: F811
 @pytest.mark.parametrize('name', sorted(DETECTION))
 def test_detection_config_is_mmdets_plus_the_plugins(name):
     theirs, plugin = DETECTION[name]
-    ours = _load(osp.join(SWITCH, name))
-    theirs = _load(_mmdet_config(theirs))
+    ours = load_dict(osp.join(SWITCH, name))
+    theirs = load_dict(mmdet_config(theirs))
     ours.pop('custom_imports')
-    assert _diff(ours, theirs) == {'model.backbone.plugins'}
+    assert diff_keys(ours, theirs) == {'model.backbone.plugins'}
     assert {p['cfg']['type'] for p in ours['model']['backbone']['plugins']} \
         == {plugin}
 

@@ -1,21 +1,12 @@
-# FCN with FcaNet-50 on ADE20K: MMSegmentation's fcn_r50-d8_4xb4-80k_ade20k-512x512.py with
-# the ResNetV1c backbone swapped for FcaNet-50. The base's strides,
-# dilations, contract_dilation, SyncBN and norm_eval=False are kept by the
-# merge; deep_stem=True is what "V1c" means. The FCA layers sit inside the
-# residual blocks, after the stem, so the deep stem does not move them; a
-# dilated stage's larger maps are pooled to its 56/28/14/7 filter.
-# The released ImageNet FcaNet-50 has the 7x7 stem: every stage loads from
-# it, the deep stem (stem.*) starts from scratch (reported as missing keys).
-_base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py'
+# FCN with FcaNet-50 on ADE20K: MMSegmentation's
+# fcn_r50-d8_4xb4-80k_ade20k-512x512.py with its ResNetV1c
+# backbone swapped for FcaNet-50 with the deep stem ("V1c"; see
+# ../_base_/models/fcanet50.py).
+_base_ = [
+    'mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py',
+    '../_base_/models/fcanet50.py'
+]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
 
-model = dict(
-    pretrained=None,
-    backbone=dict(
-        type='FcaNet',
-        deep_stem=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/fcanet50_in1k.pth',
-            prefix='backbone.')))
+model = dict(pretrained=None, backbone=dict(_base_.fcanet50, deep_stem=True))

@@ -21,6 +21,7 @@ code execution. So:
   ``weights_only=True`` and fails, naming the offending global, if the file
   holds anything but tensors and plain data.
 """
+import os
 import os.path as osp
 from typing import Optional
 
@@ -43,20 +44,31 @@ def load_from_trusted_work_dir(filename, map_location=None):
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def load_from_weights_only(filename, map_location=None):
+def load_from_weights_only(filename,
+                           map_location=None,
+                           model_dir=None,
+                           progress=os.isatty(0)):
     """mmfca's loader of every checkpoint that is not the run's own: a local
     path or an ``http(s)://`` URL, loaded with ``weights_only=True`` on any
     torch version.
 
-    Registered for mmengine's local and ``http(s)://`` schemes, and used by
-    its ``open-mmlab://``, ``torchvision://`` and ``mmcls://`` schemes,
-    which download through ``load_from_http``. A URL is downloaded by rank
-    0 first (the others wait, then read the cached file), as mmengine does.
+    Registered for mmengine's local and ``http(s)://`` schemes, and as
+    mmengine's ``load_from_http``, through which its ``open-mmlab://``,
+    ``torchvision://`` and ``mmcls://`` schemes download; so it takes
+    ``load_from_http``'s arguments, in its order and with its defaults
+    (mmengine 0.10). A URL is downloaded by rank 0 first (the others wait,
+    then read the cached file), as mmengine does.
 
     Args:
         filename (str): Path or URL.
         map_location (str | torch.device, optional): As for
             :func:`torch.load`.
+        model_dir (str, optional): Where a URL's file is downloaded to
+            (:func:`torch.hub.load_state_dict_from_url`); None for
+            ``$TORCH_HOME/hub/checkpoints``. Unused for a local path.
+        progress (bool): Show a download progress bar. Defaults to whether
+            standard input is a terminal, as in mmengine. Unused for a
+            local path.
 
     Returns:
         dict: The loaded object (tensors and plain data only).
@@ -74,7 +86,11 @@ def load_from_weights_only(filename, map_location=None):
     if rank > 0:
         barrier()
     checkpoint = torch.hub.load_state_dict_from_url(
-        filename, map_location=map_location, weights_only=True)
+        filename,
+        model_dir=model_dir,
+        map_location=map_location,
+        progress=progress,
+        weights_only=True)
     if rank == 0 and world_size > 1:
         barrier()
     return checkpoint
@@ -84,7 +100,7 @@ CheckpointLoader.register_scheme(
     prefixes=('', 'http://', 'https://'), loader=load_from_weights_only,
     force=True)
 # the open-mmlab://, torchvision:// and mmcls:// loaders call this module
-# global of mmengine's to fetch their URLs
+# global of mmengine's to fetch their URLs (same signature, see above)
 mmengine_checkpoint.load_from_http = load_from_weights_only
 
 

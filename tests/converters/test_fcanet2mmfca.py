@@ -1,15 +1,13 @@
 import os.path as osp
-import sys
 
 import pytest
 import torch
 from mmpretrain.models import ImageClassifier
 
-from conftest import REPO
-from release_fcanet import release_features, release_fcanet
+from _helpers import REPO, load_tool
+from _helpers.release_fcanet import release_features, release_fcanet
 
-sys.path.insert(0, osp.join(REPO, 'tools', 'model_converters'))
-import fcanet2mmfca  # noqa: E402
+fcanet2mmfca = load_tool('model_converters/fcanet2mmfca.py')
 
 from mmfca.converters import convert_file  # noqa: E402
 from mmfca.models import FcaNet  # noqa: E402

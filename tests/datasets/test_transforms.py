@@ -44,7 +44,7 @@ def test_release_faster_rcnn_pipeline_gives_fixed_shapes(tmp_path):
     from mmengine.dataset import Compose
     from mmengine.registry import DefaultScope
 
-    from conftest import REPO
+    from _helpers import REPO
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'faster-rcnn_fca50_fpn_1x_coco.py'))
     pipeline = [t for t in cfg.test_pipeline if t.type != 'LoadAnnotations']

@@ -2,17 +2,15 @@
 operators only, and onnxruntime gives PyTorch's outputs at input sizes
 other than the export size (dynamic H/W through the pooled filters)."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO
+from _helpers import REPO, load_tool
 
 pytest.importorskip('onnxruntime', reason='the deploy extra (onnx, '
                     'onnxruntime) is part of the test set-up')
-sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-import export_onnx  # noqa: E402
+export_onnx = load_tool('deployment/export_onnx.py')
 
 
 def saved_checkpoint(cfg_path, tmp_path):

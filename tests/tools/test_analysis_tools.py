@@ -2,19 +2,37 @@
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run, tool
+from _helpers import load_tool, run, tool
+from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import make_synthetic_imagenet
 from mmfca.models import FcaNet, MultiSpectralAttention
 from mmfca.models.layers.dct import channel_dct_filters
 
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
-from plot_dct_basis import plot_dct_basis  # noqa: E402
+plot_dct_basis = load_tool('analysis_tools/plot_dct_basis.py').plot_dct_basis
+
+
+def red_frames(png):
+    """The grid's top-left corner (y, x) (the first black cell border below
+    the title) and the top-left corners of the red frames drawn around the
+    highlighted cells (red regions over 20x20 px; the red rank labels are
+    smaller), top to bottom."""
+    import numpy as np
+    from scipy import ndimage
+    with Image.open(png) as img:
+        rgb = np.asarray(img.convert('RGB')).astype(int)
+    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
+    black = (rgb < 60).all(-1)
+    black[:25] = False  # the title
+    ys, xs = np.nonzero(black)
+    boxes = ndimage.find_objects(ndimage.label(red)[0])
+    return (ys.min(), xs.min()), sorted(
+        (ys.start, xs.start) for ys, xs in boxes
+        if ys.stop - ys.start > 20 and xs.stop - xs.start > 20)
 
 
 def test_plot_dct_basis_png(tmp_path):
@@ -23,13 +41,25 @@ def test_plot_dct_basis_png(tmp_path):
     assert freqs == [(0, 0), (0, 1), (1, 0), (1, 1)]
     with Image.open(out) as img:
         assert img.size == (350, 370)  # 7 x 7.4 inches at 50 dpi
-    plot_dct_basis([(3, 3), (6, 0)], out, filter_size=7, dpi=50)
+    # four frames, a 2x2 block in the top-left corner of the grid
+    origin, frames = red_frames(out)
+    (y0, x0), (_, x1), (y1, _), _ = frames
+    assert len(frames) == 4
+    assert abs(y0 - origin[0]) <= 5 and abs(x0 - origin[1]) <= 5
+    pitch_y, pitch_x = y1 - y0, x1 - x0
+    assert 30 < pitch_x < 50 and 30 < pitch_y < 50  # 7 cells in ~350 px
+    freqs = plot_dct_basis([(3, 3), (6, 0)], out, filter_size=7, dpi=50)
+    assert freqs == [(3, 3), (6, 0)]
+    # exactly those cells framed: (row u, column v) of the same grid
+    origin, frames = red_frames(out)
+    cells = [(round((y - origin[0]) / pitch_y),
+              round((x - origin[1]) / pitch_x)) for y, x in frames]
+    assert cells == [(3, 3), (6, 0)]
 
 
 @pytest.fixture(scope='module')
 def cls_config(tmp_path_factory):
     """FcaNet-18 classification config on the synthetic ImageNet set."""
-    from test_cls_seg import classification_cfg
     root = tmp_path_factory.mktemp('cls')
     data = make_synthetic_imagenet(str(root / 'data'), num_train=8,
                                    num_val=12)
@@ -41,6 +71,7 @@ def cls_config(tmp_path_factory):
     return path, str(root / 'work')
 
 
+@pytest.mark.slow
 def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
     config, _ = cls_config
     out = str(tmp_path / 'ablation')
@@ -78,6 +109,7 @@ def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
     assert 'Epoch(train)' not in again.stdout
 
 
+@pytest.mark.slow
 def test_visualize_attention(cls_config, tmp_path):
     config, work = cls_config
     # train one epoch to get a checkpoint of our own run
@@ -116,12 +148,26 @@ def test_filter_variants(learnable, init):
 
 
 def test_fixed_dct_filter_gets_no_gradient_and_backbone_switches():
+    # the method's filter: a buffer that backward and an optimizer step
+    # leave alone, while the input and the FC layers get gradients
+    fixed = MultiSpectralAttention(16, 7, 7, 4)
+    before = fixed.dct_layer.weight.clone()
+    x = torch.randn(2, 16, 7, 7, requires_grad=True)
+    fixed(x).square().sum().backward()
+    assert fixed.dct_layer.weight.grad is None
+    assert not fixed.dct_layer.weight.requires_grad
+    assert 'dct_layer.weight' not in dict(fixed.named_parameters())
+    assert x.grad.abs().sum() > 0 and fixed.fc[0].weight.grad.abs().sum() > 0
+    torch.optim.SGD(fixed.parameters(), lr=10.).step()
+    assert torch.equal(fixed.dct_layer.weight, before)
+    # the backbone's switch reaches every layer, both ways
+    atts = [m for m in FcaNet(18).modules()
+            if isinstance(m, MultiSpectralAttention)]
+    assert len(atts) == 8 and not any(
+        a.dct_layer.weight.requires_grad for a in atts)
     model = FcaNet(18, learnable_filter=True, filter_init='random')
     atts = [m for m in model.modules() if isinstance(m, MultiSpectralAttention)]
-    assert all(isinstance(a.dct_layer.weight, torch.nn.Parameter)
-               for a in atts)
-    fixed = MultiSpectralAttention(16, 7, 7, 4)
-    fixed(torch.randn(1, 16, 7, 7, requires_grad=True)).sum().backward()
-    assert 'dct_layer.weight' not in dict(fixed.named_parameters())
+    assert len(atts) == 8 and all(
+        isinstance(a.dct_layer.weight, torch.nn.Parameter) for a in atts)
     with pytest.raises(ValueError, match="filter_init 'gauss'"):
         MultiSpectralAttention(16, filter_init='gauss')

@@ -10,9 +10,8 @@ import textwrap
 import pytest
 import torch
 
-from conftest import DEMO_CONFIG, REPO, data_options, run, tool
-
-sys.path.insert(0, osp.join(REPO, 'tools'))
+from _helpers import (DEMO_CONFIG, REPO, TESTS, data_options, load_tool, run,
+                      tool)
 
 
 @pytest.fixture(scope='module')
@@ -26,6 +25,7 @@ def trained(synthetic_coco, tmp_path_factory):
     return work_dir, proc.stdout
 
 
+@pytest.mark.slow
 def test_train_logs_progress_evaluates_and_saves(trained):
     work_dir, log = trained
     assert 'Epoch(train) [1][2/2]' in log
@@ -33,6 +33,7 @@ def test_train_logs_progress_evaluates_and_saves(trained):
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(trained, synthetic_coco):
     work_dir, _ = trained
     proc = run(tool('train.py') + [
@@ -46,9 +47,10 @@ def test_resume_continues_from_the_last_checkpoint(trained, synthetic_coco):
     assert ckpt['meta']['epoch'] == 2 and ckpt['meta']['iter'] == 4
 
 
+@pytest.mark.slow
 def test_a_new_run_does_not_overwrite_earlier_checkpoints(
         trained, synthetic_coco):
-    import train
+    train = load_tool('train.py')
     work_dir, _ = trained
     before = {p: osp.getmtime(p)
               for p in glob.glob(osp.join(work_dir, '*.pth'))}
@@ -59,6 +61,7 @@ def test_a_new_run_does_not_overwrite_earlier_checkpoints(
                       for p in glob.glob(osp.join(work_dir, '*.pth'))}
 
 
+@pytest.mark.slow
 def test_resume_from_outside_the_work_dir_is_refused(trained, tmp_path):
     from mmfca.utils import resolve_resume
     work_dir, _ = trained
@@ -70,6 +73,7 @@ def test_resume_from_outside_the_work_dir_is_refused(trained, tmp_path):
     assert resolve_resume(str(tmp_path / 'empty'), 'auto') is None
 
 
+@pytest.mark.slow
 def test_test_tool_writes_coco_bbox_and_segm_metrics(trained,
                                                      synthetic_coco):
     work_dir, _ = trained
@@ -88,6 +92,7 @@ def test_test_tool_writes_coco_bbox_and_segm_metrics(trained,
     assert osp.getsize(out) > 0
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(synthetic_coco, tmp_path):
     """tools/dist_train.sh (torchrun, 2 processes, gloo on CPU): rank 0
     alone saves, and both ranks hold the same weights after training."""
@@ -95,8 +100,9 @@ def test_two_process_gloo_training(synthetic_coco, tmp_path):
     config = tmp_path / 'dist_config.py'
     config.write_text(
         f'_base_ = {DEMO_CONFIG!r}\n'
-        "custom_imports = dict(imports=['mmfca', 'rank_report_hook'],\n"
-        '                      allow_failed_imports=False)\n'
+        'custom_imports = dict(\n'
+        "    imports=['mmfca', '_helpers.rank_report_hook'],\n"
+        '    allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='RankReportHook')]\n")
     proc = run([
         'bash', osp.join(REPO, 'tools/dist_train.sh'), str(config), '2',
@@ -104,7 +110,7 @@ def test_two_process_gloo_training(synthetic_coco, tmp_path):
         'train_cfg.val_interval=2'
     ] + data_options(synthetic_coco)[:5] + ['train_dataloader.batch_size=2'],
         env=dict(OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT='29517',
-                 PYTHONPATH=osp.dirname(osp.abspath(__file__))))
+                 PYTHONPATH=TESTS))
     assert 'Distributed launcher: pytorch' in proc.stdout
     # 8 images, 2 per process and step, 2 processes: 2 iterations
     assert 'Epoch(train) [1][2/2]' in proc.stdout
@@ -117,6 +123,7 @@ def test_two_process_gloo_training(synthetic_coco, tmp_path):
     assert hashes[0] == hashes[1]
 
 
+@pytest.mark.slow
 def test_custom_imports_config_outside_the_repo(synthetic_coco, tmp_path):
     root = synthetic_coco.rstrip('/') + '/'
     (tmp_path / 'my_config.py').write_text(textwrap.dedent(f'''
@@ -163,7 +170,7 @@ def test_custom_imports_config_outside_the_repo(synthetic_coco, tmp_path):
 
 
 def test_missing_coco_names_the_path_and_the_layout(tmp_path, monkeypatch):
-    import train
+    train = load_tool('train.py')
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError) as err:
         train.main([osp.join(REPO, 'configs/mask_rcnn_fca50_coco.py')])
@@ -173,6 +180,6 @@ def test_missing_coco_names_the_path_and_the_layout(tmp_path, monkeypatch):
 
 
 def test_missing_config_is_a_clear_error():
-    import train
+    train = load_tool('train.py')
     with pytest.raises(FileNotFoundError, match='configs/nope.py does not'):
         train.main(['configs/nope.py'])

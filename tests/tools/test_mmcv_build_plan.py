@@ -10,10 +10,9 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from _helpers import REPO, load_tool
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import mmcv_build_plan as mbp  # noqa: E402
+mbp = load_tool('mmcv_build_plan.py')
 
 
 def make_wheel(path, cuda):

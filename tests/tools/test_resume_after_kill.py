@@ -5,9 +5,11 @@ import os
 import os.path as osp
 import signal
 import subprocess
+
+import pytest
 import torch
 
-from conftest import DEMO_CONFIG, REPO, data_options, run, tool
+from _helpers import DEMO_CONFIG, REPO, data_options, run, tool
 
 
 def options(root):
@@ -20,6 +22,7 @@ def options(root):
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(synthetic_coco, tmp_path):
     straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
     run(tool('train.py') + [DEMO_CONFIG, '--work-dir', straight,

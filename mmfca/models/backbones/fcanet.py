@@ -3,7 +3,6 @@
 import os.path as osp
 
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmengine.registry import MODELS
 
@@ -11,12 +10,28 @@ from mmengine.registry import MODELS
 STAGE_DCT_SIZES = (56, 28, 14, 7)
 
 
+class InvalidDepthError(KeyError, ValueError):
+    """A depth that the backbone has no architecture for.
+
+    Both a ``KeyError``, as MMDetection's and MMPretrain's ResNets raise
+    (their tests expect one), and a ``ValueError``, as a bad argument is.
+    Its message reads as written (``KeyError`` alone would quote it).
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
+
+
 class FcaBasicBlock(BasicBlock):
     """MMDetection's BasicBlock with plugin support.
 
     MMDetection's BasicBlock takes no plugins. This one takes them at
     ``'after_conv1'`` (after norm1 and its ReLU) and ``'after_conv2'``
-    (after norm2, before the identity is added: FCA's place).
+    (after norm2, before the identity is added: FCA's place), built and
+    run by MMDetection's own Bottleneck methods
+    (:meth:`make_block_plugins`, :meth:`forward_plugin`), so that plugins
+    get the same names (``att``, ``context_block1``, ...) as in a
+    Bottleneck.
 
     Args:
         plugins (list[dict], optional): ``dict(cfg=..., position=...)``
@@ -25,6 +40,11 @@ class FcaBasicBlock(BasicBlock):
             :class:`mmdet.models.backbones.resnet.BasicBlock`.
     """
     allowed_positions = ('after_conv1', 'after_conv2')
+
+    # MMDetection's Bottleneck builds its plugins and runs them with these;
+    # they use nothing of Bottleneck but nn.Module's add_module/getattr.
+    make_block_plugins = Bottleneck.make_block_plugins
+    forward_plugin = Bottleneck.forward_plugin
 
     def __init__(self, inplanes, planes, plugins=None, **kwargs):
         super().__init__(inplanes, planes, plugins=None, **kwargs)
@@ -35,28 +55,10 @@ class FcaBasicBlock(BasicBlock):
                     f'BasicBlock plugin position {p["position"]!r} is not '
                     f'allowed; allowed: {self.allowed_positions}.')
         self.with_plugins = bool(plugins)
-        self.after_conv1_plugin_names = self._make_plugins(
-            planes, plugins, 'after_conv1')
-        self.after_conv2_plugin_names = self._make_plugins(
-            planes, plugins, 'after_conv2')
-
-    def _make_plugins(self, in_channels, plugins, position):
-        names = []
-        for plugin in plugins:
-            if plugin['position'] != position:
-                continue
-            cfg = plugin['cfg'].copy()
-            name, layer = build_plugin_layer(
-                cfg, in_channels=in_channels, postfix=cfg.pop('postfix', ''))
-            assert not hasattr(self, name), f'duplicate plugin {name}'
-            self.add_module(name, layer)
-            names.append(name)
-        return names
-
-    def _forward_plugins(self, x, names):
-        for name in names:
-            x = getattr(self, name)(x)
-        return x
+        for position in self.allowed_positions:
+            cfgs = [p['cfg'] for p in plugins if p['position'] == position]
+            setattr(self, f'{position}_plugin_names',
+                    self.make_block_plugins(planes, cfgs))
 
     def forward(self, x):
         """Forward function."""
@@ -64,9 +66,9 @@ class FcaBasicBlock(BasicBlock):
         def _inner_forward(x):
             identity = x
             out = self.relu(self.norm1(self.conv1(x)))
-            out = self._forward_plugins(out, self.after_conv1_plugin_names)
+            out = self.forward_plugin(out, self.after_conv1_plugin_names)
             out = self.norm2(self.conv2(out))
-            out = self._forward_plugins(out, self.after_conv2_plugin_names)
+            out = self.forward_plugin(out, self.after_conv2_plugin_names)
             if self.downsample is not None:
                 identity = self.downsample(x)
             return out + identity
@@ -92,7 +94,9 @@ class FcaNet(ResNet):
     The FCA plugins come first; user ``plugins`` follow them.
 
     Args:
-        depth (int): 18, 34, 50, 101 or 152.
+        depth (int): 18, 34, 50, 101 or 152; another raises
+            :class:`InvalidDepthError` (a ``KeyError``, as MMDetection's
+            ResNet raises, and a ``ValueError``).
         reduction (int): Squeeze ratio of the FCA layers. Defaults to 16.
         freq_sel_method (str | list): Frequency selection of the FCA layers
             (see :func:`mmfca.models.get_freq_indices`). Defaults to
@@ -138,8 +142,9 @@ class FcaNet(ResNet):
                  pretrained=None,
                  **kwargs):
         if depth not in self.arch_settings:
-            raise ValueError(f'Unknown FcaNet depth {depth!r}; allowed: '
-                             f'{sorted(self.arch_settings)}.')
+            raise InvalidDepthError(
+                f'Unknown FcaNet depth {depth!r}; allowed: '
+                f'{sorted(self.arch_settings)}.')
         num_stages = kwargs.get('num_stages', 4)
         block = self.arch_settings[depth][0]
         position = 'after_conv3' if block is Bottleneck else 'after_conv2'
@@ -211,11 +216,12 @@ class FcaNet(ResNet):
         super().init_weights()
 
     def train(self, mode=True):
-        """Set training mode, keeping frozen stages and, with ``norm_eval``,
-        BN layers in eval mode.
+        """MMDetection's ``ResNet.train``, returning ``self`` as
+        :meth:`torch.nn.Module.train` does (the parent returns None), so that
+        ``model.eval()`` and ``model.train()`` chain.
 
         Returns:
-            FcaNet: ``self``, so that ``model.eval()`` can be chained.
+            FcaNet: ``self``.
         """
         super().train(mode)
         return self

@@ -13,9 +13,9 @@ from ..layers.squeeze_switch import use_multi_spectral_squeeze
 class _MultiSpectralSqueeze:
     """Builds the backbone, then switches its SE layers' squeeze."""
 
-    def __init__(self, depth, squeeze: Optional[dict] = {}, **kwargs):
+    def __init__(self, depth, squeeze: Optional[dict] = None, **kwargs):
         super().__init__(depth, **kwargs)
-        use_multi_spectral_squeeze(self, squeeze)
+        use_multi_spectral_squeeze(self, {} if squeeze is None else squeeze)
 
 
 @MODELS.register_module()
@@ -31,7 +31,8 @@ class MultiSpectralSEResNet(_MultiSpectralSqueeze, SEResNet):
         depth (int): Network depth, from {50, 101, 152}.
         squeeze (dict, optional): Overrides of
             :data:`~mmfca.models.layers.squeeze_switch.DEFAULT_SQUEEZE`.
-            Defaults to ``dict()``.
+            Defaults to None: the defaults themselves (this backbone always
+            squeezes with DCT frequencies; for GAP use ``SEResNet``).
         **kwargs: Every other argument of MMPretrain's ``SEResNet``.
     """
 

@@ -86,6 +86,7 @@ def test_equals_mmdet_resnet_with_four_plugin_entries():
 
 
 def test_user_plugins_follow_fca():
+    """A user's plugin runs on the FCA's output, in the stages it names."""
     model = FcaNet(
         50,
         plugins=[dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
@@ -94,7 +95,22 @@ def test_user_plugins_follow_fca():
     assert model.layer3[0].after_conv3_plugin_names == [
         'att', 'context_block']
     assert model.layer1[0].after_conv3_plugin_names == ['att']
-    model.eval()(torch.rand(1, 3, 64, 64))
+    block = model.eval().layer3[0]
+    torch.manual_seed(0)
+    for p in block.context_block.parameters():  # its last conv is zero
+        torch.nn.init.normal_(p, std=0.1)
+    seen = {}
+    block.att.register_forward_hook(
+        lambda m, i, o: seen.update(att_out=o.clone()))
+    block.context_block.register_forward_hook(
+        lambda m, i, o: seen.update(cb_in=i[0].clone(), cb_out=o.clone()))
+    x = torch.randn(1, 512, 8, 8)
+    with torch.no_grad():
+        out = block(x)
+        identity = block.downsample(x)
+    torch.testing.assert_close(seen['cb_in'], seen['att_out'])
+    assert not torch.allclose(seen['cb_out'], seen['cb_in'])
+    torch.testing.assert_close(out, torch.relu(seen['cb_out'] + identity))
 
 
 def test_train_returns_self_and_frozen_stages_norm_eval():
@@ -195,6 +211,8 @@ def test_pretrained_init_cfg_with_prefix(tmp_path):
 def test_unknown_depth_names_allowed_depths():
     with pytest.raises(ValueError,
                        match=r'depth 42.*\[18, 34, 50, 101, 152\]'):
+        FcaNet(42)
+    with pytest.raises(KeyError):  # as MMDetection's ResNet
         FcaNet(42)
 
 

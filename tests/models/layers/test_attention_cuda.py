@@ -4,6 +4,7 @@ deterministic mode, and the same kernel budget as on the CPU."""
 import pytest
 import torch
 
+from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 from mmfca.utils.op_counts import count_ops
 
@@ -26,7 +27,7 @@ def layer_on_gpu(channels=64, dct=56, reduction=4, seed=0):
 
 @pytest.mark.parametrize('size', [(56, 56), (200, 304), (25, 38)])
 def test_float32_equals_float64_formula_outputs_and_gradients(
-        size, reference_fca):
+        size):
     layer = layer_on_gpu()
     x = torch.randn(2, 64, *size, device=CUDA, requires_grad=True)
     g = torch.randn_like(x)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 
 
@@ -16,7 +17,7 @@ def randomized(layer):
                                       (14, (20, 9)), (28, (50, 76)),
                                       (7, (5, 5)), (56, (200, 304))])
 @pytest.mark.parametrize('method', ['top16', 'low4', 'bot32'])
-def test_layer_equals_float64_formula(dct, size, method, reference_fca):
+def test_layer_equals_float64_formula(dct, size, method):
     layer = randomized(
         MultiSpectralAttention(64, dct_h=dct, dct_w=dct, reduction=4,
                                freq_sel_method=method))
@@ -30,7 +31,7 @@ def test_layer_equals_float64_formula(dct, size, method, reference_fca):
 @pytest.mark.parametrize('grad', [False, True])
 @pytest.mark.parametrize('dct,size', [(7, (7, 7)), (14, (20, 9)),
                                       (56, (200, 304)), (28, (28, 28))])
-def test_float64_stays_float64(dct, size, grad, reference_fca):
+def test_float64_stays_float64(dct, size, grad):
     """A float64 layer on a float64 input agrees with the float64 formula
     to 1e-12 with and without autograd: no step (the filters, the sum,
     the excitation) drops to float32, which alone would cost about
@@ -54,7 +55,7 @@ def test_dc_only_layer_is_se_on_gap():
     torch.testing.assert_close(layer(x), x * att[:, :, None, None])
 
 
-def test_explicit_frequency_list(reference_fca):
+def test_explicit_frequency_list():
     layer = randomized(MultiSpectralAttention(8, 14, 14, 2, [(0, 0), (3, 4)]))
     x = torch.randn(1, 8, 30, 17)
     torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
@@ -145,7 +146,7 @@ def test_inplace_only_without_autograd():
                                             (72, [5] * 8 + [4] * 8),
                                             (8, [1] * 8 + [0] * 8)])
 def test_uneven_channel_counts_split_as_equal_as_possible(
-        channels, sizes, reference_fca):
+        channels, sizes):
     """Channel counts that 16 frequencies do not divide (MobileNetV3's 72,
     MMPretrain's SELayer test's 54) get groups of sizes differing by at
     most one, first groups larger; the layer is the formula on them."""

@@ -94,7 +94,7 @@ def test_mask_rcnn_losses_and_gradients_unchanged(synthetic_coco):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from conftest import DEMO_CONFIG
+    from _helpers import DEMO_CONFIG
     cfg = Config.fromfile(DEMO_CONFIG)
     root = synthetic_coco + '/'
     cfg.train_dataloader.dataset.data_root = root

@@ -1,6 +1,6 @@
-"""The float64 reference of the FCA layer, shared by the layer tests."""
+"""The FCA layer's formula computed directly in float64, independently of
+mmfca's implementation (scipy's orthonormal DCT)."""
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from scipy.fft import dctn
@@ -28,9 +28,3 @@ def reference_fca(layer, x):
     w2 = layer.fc[2].weight.detach().double().numpy()
     att = 1 / (1 + np.exp(-(np.maximum(y @ w1.T, 0) @ w2.T)))
     return torch.from_numpy(x.numpy() * att[:, :, None, None])
-
-
-@pytest.fixture(scope='session', name='reference_fca')
-def reference_fca_fixture():
-    """:func:`reference_fca`."""
-    return reference_fca

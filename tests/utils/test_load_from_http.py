@@ -1,0 +1,87 @@
+"""mmfca's replacement of mmengine's ``load_from_http`` is call-compatible
+with it: same parameters, order and defaults as mmengine's own source, and
+``model_dir`` / ``progress`` reach the download."""
+import ast
+import functools
+import http.server
+import inspect
+import os
+import threading
+
+import mmengine.runner.checkpoint as mmengine_checkpoint
+import pytest
+import torch
+
+from mmfca.utils.checkpoint import load_from_weights_only
+
+
+def mmengine_signature():
+    """The signature of ``load_from_http`` as mmengine's source defines it
+    (importing mmfca replaced the module global, so read the source)."""
+    tree = ast.parse(inspect.getsource(mmengine_checkpoint))
+    func = next(node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and
+                node.name == 'load_from_http')
+    func.body, func.decorator_list = [ast.Pass()], []
+    namespace = dict(vars(mmengine_checkpoint))
+    module = ast.fix_missing_locations(ast.Module(body=[func],
+                                                  type_ignores=[]))
+    exec(compile(module, '<mmengine>', 'exec'), namespace)
+    return inspect.signature(namespace['load_from_http'])
+
+
+def test_signature_is_mmengines():
+    assert mmengine_checkpoint.load_from_http is load_from_weights_only
+    theirs = mmengine_signature()
+    ours = inspect.signature(load_from_weights_only)
+    assert list(theirs.parameters) == [
+        'filename', 'map_location', 'model_dir', 'progress']
+    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] \
+        == [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
+    assert ours.parameters['progress'].default == os.isatty(0)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A loopback HTTP server over a folder with a plain checkpoint and one
+    that pickles an arbitrary object; yields (base URL, folder)."""
+    import argparse
+    serve = tmp_path / 'serve'
+    serve.mkdir()
+    torch.save({'w': torch.arange(3.)}, serve / 'plain.pth')
+    torch.save({'w': torch.ones(1), 'meta': argparse.Namespace(a=1)},
+               serve / 'foreign.pth')
+    handler = functools.partial(QuietHandler, directory=str(serve))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}/'
+    finally:
+        server.shutdown()
+
+
+def test_model_dir_and_progress_reach_the_download(served, tmp_path,
+                                                   capsys):
+    load_from_http = mmengine_checkpoint.load_from_http
+    model_dir = tmp_path / 'downloads'
+    ckpt = load_from_http(served + 'plain.pth', map_location='cpu',
+                          model_dir=str(model_dir), progress=False)
+    assert ckpt['w'].tolist() == [0., 1., 2.]
+    assert sorted(os.listdir(model_dir)) == ['plain.pth']
+    assert capsys.readouterr().err == ''  # progress=False: no bar
+    # positionally, in mmengine's order, with a progress bar
+    ckpt = load_from_http(served + 'plain.pth', 'cpu',
+                          str(tmp_path / 'other'), True)
+    assert ckpt['w'].tolist() == [0., 1., 2.]
+    assert '100%' in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / 'other')) == ['plain.pth']
+    # and still weights_only
+    with pytest.raises(Exception, match='Weights only load failed'):
+        load_from_http(served + 'foreign.pth', model_dir=str(model_dir),
+                       progress=False)
