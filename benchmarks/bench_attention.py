@@ -62,23 +62,11 @@ def release_forward(layer, x):
     return x * release_attention(layer, x)
 
 
-def gemm_squeeze_forward(layer, x):
-    """Prototype, not in mmfca (measured here to decide): the squeeze as
-    one batched matrix product of every channel with every group's filter
-    (G times the multiply-adds, no full-size temporary, either memory
-    format), keeping each channel's own group."""
-    n, c, h, w = x.shape
-    filters = layer.dct_layer.filters(x).to(x.dtype)  # (G, h, w)
-    g = filters.shape[0]
-    every = torch.matmul(x.flatten(2), filters.flatten(1).t())  # (N, C, G)
-    y = every.view(n, g, c // g, g).diagonal(dim1=1, dim2=3)  # (N, C/G, G)
-    att = layer.excite(y.transpose(1, 2).reshape(n, c).float())
-    return x * att.to(x.dtype)[:, :, None, None]
-
-
+# (a fourth column, a squeeze by one batched matmul of every channel with
+# every group's filter, was measured on CUDA on 2026-11-26 and dropped: no
+# faster than mmfca's; see RESULTS.md)
 IMPLS = {'SE': se_forward, 'release': release_forward,
-         'mmfca': lambda layer, x: layer(x),
-         'gemm-squeeze prototype': gemm_squeeze_forward}
+         'mmfca': lambda layer, x: layer(x)}
 
 
 def make_call(impl, layer, x, grad, autocast, train):
