@@ -117,7 +117,8 @@ class MultiSpectralAttention(BaseModule):
         if weight.dtype == torch.float16:
             with autocast_off(y.device.type):
                 hidden = F.relu(F.linear(y, weight.float()))
-                return torch.sigmoid(F.linear(hidden, self.fc[2].weight.float()))
+                return torch.sigmoid(
+                    F.linear(hidden, self.fc[2].weight.float()))
         if y.dtype != weight.dtype:
             y = y.to(weight.dtype)
         if not autocast_enabled(y.device.type):
