@@ -5,14 +5,19 @@
 # layer and network benchmarks in float32 and bf16/fp16 autocast, NCHW and
 # channels_last. Each result is written to $OUT (default: ./cuda-results)
 # as soon as it exists, so a run cut short still leaves what it finished.
-#   bash benchmarks/run_cuda.sh [quick]
-# `quick` shrinks every size (a dry run on the CPU before using the GPU).
+#   bash benchmarks/run_cuda.sh [quick|short]
+# `quick` shrinks every size (a dry run on the CPU before using the GPU);
+# `short` runs the CUDA tests and the detection backbone only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/cuda-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-if [ "${1:-}" = quick ]; then
+if [ "${1:-}" = short ]; then  # a few minutes of device time: tests, det
+    tests=(tests/models/layers/test_attention_cuda.py)
+    layer=()
+    net=(--what det --dtypes fp32,bf16 --formats nchw --repeats 5)
+elif [ "${1:-}" = quick ]; then
     tests=(tests/models/layers/test_attention_cuda.py)
     layer=(--repeats 1 --shapes 3 --dtypes fp32,bf16)
     net=(--batch 2 --repeats 1 --dtypes fp32 --det-size 64,96)
@@ -28,7 +33,9 @@ stamp() { echo "[run_cuda] $* after $(( $(date +%s) - start )) s"; }
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 "$PY" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" > "$OUT/tests.txt" 2>&1
 echo "tests rc=$?" >> "$OUT/tests.txt"; tail -n 3 "$OUT/tests.txt"; stamp tests
-(cd benchmarks && "$PY" bench_attention.py "${layer[@]}") > "$OUT/bench_attention.md" 2>&1
-stamp layer benchmark
+if [ ${#layer[@]} -gt 0 ]; then
+    (cd benchmarks && "$PY" bench_attention.py "${layer[@]}") > "$OUT/bench_attention.md" 2>&1
+    stamp layer benchmark
+fi
 (cd benchmarks && "$PY" bench_network.py "${net[@]}") > "$OUT/bench_network.md" 2>&1
 stamp network benchmark

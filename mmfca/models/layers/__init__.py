@@ -13,7 +13,8 @@ from .squeeze_switch import (DEFAULT_SQUEEZE, MultiSpectralChannelAttention,
 __all__ = [
     'FREQ_METHODS', 'NORMALIZATIONS', 'adaptive_pool_matrix',
     'channel_dct_filters', 'channel_groups', 'dct_basis', 'dct_filters',
-    'get_freq_indices', 'pooled_dct_filters', 'scale_freqs', 'scale_freqs_to_input', 'MultiSpectralAttention',
+    'get_freq_indices', 'pooled_dct_filters', 'scale_freqs',
+    'scale_freqs_to_input', 'MultiSpectralAttention',
     'MultiSpectralDCT', 'CBAMChannelAttention', 'ECALayer', 'DEFAULT_SQUEEZE',
     'MultiSpectralChannelAttention', 'MultiSpectralSELayer', 'build_squeeze',
     'use_multi_spectral_squeeze'
