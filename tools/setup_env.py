@@ -81,6 +81,10 @@ MEASURED_BUILD = {(2, 1): 14, (2, 14): 23}
 #: ``_ext``, packing the wheel), in minutes.
 SERIAL_BUILD_MINUTES = 1.5
 STAMP_NAME = 'mmfca-stack-proof.json'
+#: What :func:`carry_out` says it tries next.
+NEXT = {'wheel': 'the next wheel', 'index': 'a prebuilt wheel',
+        'build': 'the source build', 'pip-nvcc': 'nvcc from PyPI',
+        'fail': 'nothing else'}
 #: The files whose content defines how the stack is set up.
 STAMPED_FILES = ('tools/setup_env.sh', 'tools/setup_env.py', 'setup.py',
                  'setup.cfg', 'pyproject.toml')
@@ -370,10 +374,10 @@ class BuildProgress:
             ``heartbeat`` seconds.
         heartbeat (float): The longest silence, in seconds.
 
-    :meth:`feed` takes each line of the build's output and returns the text
-    to show, or None.
+    :meth:`feed` takes each line of the build's output (pip -v indents it)
+    and returns the text to show, or None.
     """
-    UNIT = re.compile(r'^\[(\d+)/(\d+)\]')
+    UNIT = re.compile(r'^\s*\[(\d+)/(\d+)\]')
 
     def __init__(self, clock=time.monotonic, live=False, heartbeat=120):
         self.clock = clock
@@ -413,7 +417,7 @@ class BuildProgress:
                 ' -shared ' in line):
             self.stage = f'linking ({self.total} units compiled)'
             show = True
-        elif line.startswith('Created wheel for mmcv'):
+        elif line.lstrip().startswith('Created wheel for mmcv'):
             self.stage = 'wheel created'
             show = True
         if not show and now - self.last_shown >= self.heartbeat:
@@ -463,10 +467,11 @@ def build_mmcv(step, facts, jobs, out=None):
            f'{step["cuda_home"]}) and CPU' if step['with_cuda'] else 'CPU')
     log(f'building mmcv {MMCV_VERSION} from source: ops for {ops}, '
         f'{step["cxx_std"]}, {jobs} parallel jobs')
-    log(f'this takes about {minutes:.0f} minutes on {jobs} cores (measured: '
-        f'{MEASURED_BUILD[measured]} min on 2 cores for torch '
-        f'{measured[0]}.{measured[1]}'
-        + ('; the CUDA kernels come on top of that, not measured here'
+    basis = (f'{MEASURED_BUILD[measured]} min measured on 2 cores with '
+             f'torch {measured[0]}.{measured[1]}')
+    log(f'this takes about {minutes:.0f} minutes with {jobs} parallel jobs '
+        f'({basis}'
+        + ('; the CUDA kernels come on top, not measured here'
            if step['with_cuda'] else '') + ')')
     log(f'it happens once per machine: the wheel is cached in '
         f'{step["cache_dir"]}')
@@ -535,12 +540,27 @@ def install_wheel(path, pins):
 
 def install_from_index(url, pins):
     """Install mmcv 2.1.0 from the find-links page ``url``: wheels only
-    (never PyPI's source), failing within seconds when it is unreachable."""
+    (never PyPI's source), failing within seconds when it is unreachable.
+    Of pip's output only the wheel's name and the result are shown."""
     log(f'trying the prebuilt mmcv {MMCV_VERSION} of {url}')
-    return (pip_install(['--force-reinstall', '--no-deps', '--no-index',
-                         '--only-binary', ':all:', *INDEX_PIP_OPTIONS,
-                         '-f', url, f'mmcv=={MMCV_VERSION}'])
-            and pip_install([f'mmcv=={MMCV_VERSION}'], pins))
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '-vv', '--no-input',
+         '--force-reinstall', '--no-deps', '--no-index', '--only-binary',
+         ':all:', *INDEX_PIP_OPTIONS, '-f', url, f'mmcv=={MMCV_VERSION}'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        universal_newlines=True)
+    took = format_duration(time.monotonic() - start)
+    if proc.returncode != 0:
+        reason = ('it could not be reached' if 'Could not fetch URL' in
+                  proc.stdout else 'it offers no mmcv wheel for this Python')
+        log(f'no prebuilt mmcv from there ({reason}; {took})')
+        return False
+    for line in proc.stdout.splitlines():
+        if 'mmcv-' in line and '.whl' in line or line.startswith(
+                'Successfully installed'):
+            print(line.strip())
+    return pip_install([f'mmcv=={MMCV_VERSION}'], pins)
 
 
 def mmcv_runs():
@@ -572,14 +592,16 @@ def carry_out(steps, runners, verify, replan):
             steps = replan()
             continue
         what = step.get('path') or step.get('url') or 'the source build'
-        if runners[step['source']](step) and verify():
+        installed = runners[step['source']](step)
+        if installed and verify():
             log(f'mmcv {MMCV_VERSION} from {what} runs its ops here')
             return step
         if step['source'] == 'build':
             raise PlanError(f'mmcv {MMCV_VERSION} built here does not run '
                             'its ops')
-        log(f'mmcv from {what} did not install or does not run its ops '
-            f'here; next: {steps[0]["source"] if steps else "nothing"}')
+        if installed:
+            log(f'mmcv from {what} does not run its ops here')
+        log(f'next: {NEXT[steps[0]["source"]] if steps else "nothing"}')
     raise PlanError('no way to get mmcv worked')
 
 

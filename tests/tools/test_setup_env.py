@@ -385,7 +385,8 @@ def test_progress_shows_units_elapsed_and_time_left_every_tenth():
     shown = []
     for k in range(1, 21):
         clock.now += 10
-        text = progress.feed(f'[{k}/20] c++ -c unit{k}.cpp -o unit{k}.o\n')
+        # as pip -v passes the build's output on: indented
+        text = progress.feed(f'  [{k}/20] c++ -c u{k}.cpp -o u{k}.o\n')
         if text:
             shown.append((k, text))
     assert [k for k, _ in shown] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
@@ -394,10 +395,10 @@ def test_progress_shows_units_elapsed_and_time_left_every_tenth():
     assert shown[-1][1] == ('mmcv build: 20/20 units compiled, 3 min 20 s '
                             'elapsed')
     clock.now += 30
-    assert progress.feed('g++ -pthread -shared build/a.o -o _ext.so\n') == (
+    assert progress.feed('  g++ -pthread -shared b/a.o -o _ext.so\n') == (
         'mmcv build: linking (20 units compiled), 3 min 50 s elapsed')
     assert progress.feed('copying build/lib/mmcv/_ext.so\n') is None
-    assert progress.feed('Created wheel for mmcv: filename=mmcv.whl\n') == (
+    assert progress.feed('  Created wheel for mmcv: filename=m.whl\n') == (
         'mmcv build: wheel created, 3 min 50 s elapsed')
 
 
