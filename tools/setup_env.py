@@ -31,6 +31,9 @@ ops that fit this interpreter's torch, and the checks that prove the stack.
   version of ``name==version``);
 * ``verify-mmcv``: exit 0 when mmcv 2.1.0 runs its ops here (on the GPU
   too where torch sees one);
+* ``mmfca-from ROOT``: exit 0 when mmfca is installed from the checkout
+  ``ROOT`` (without importing it: a stale or missing editable install is
+  not masked by the checkout on the path);
 * ``prove-stack``: import the whole stack and run its ops once;
 * ``proven``: exit 0 when the stamp that ``prove-stack --stack NAME``
   wrote into the environment matches the stack as it is now. A stamp
@@ -661,19 +664,27 @@ def verify_mmcv():
 
 
 def mmfca_location():
-    """Where ``import mmfca`` would load from, without importing it."""
+    """Where ``import mmfca`` would load from (a real path), without
+    importing it; None when it is not installed."""
     import importlib.util
     spec = importlib.util.find_spec('mmfca')
-    return osp.dirname(spec.origin) if spec and spec.origin else None
+    if spec is None or not spec.origin:
+        return None
+    return osp.dirname(osp.realpath(spec.origin))
+
+
+def check_mmfca_from(root):
+    """An error unless ``import mmfca`` loads ``root``'s package."""
+    where, want = mmfca_location(), osp.join(osp.realpath(root), 'mmfca')
+    if where != want:
+        raise PlanError(f'mmfca is imported from {where}, not from {want}: '
+                        f'install this checkout (pip install -e {root})')
 
 
 def prove_stack(root):
     """Import the whole stack and run its ops once; the summary line."""
-    where = mmfca_location()
-    if root is not None and where != osp.join(root, 'mmfca'):
-        raise PlanError(f'mmfca is imported from {where}, not from '
-                        f'{osp.join(root, "mmfca")}: install this checkout '
-                        f'(pip install -e {root})')
+    if root is not None:
+        check_mmfca_from(root)
     verify_mmcv()
     import mmcv
     import torch
@@ -773,6 +784,9 @@ def main(argv=None):
     p = sub.add_parser('have', help='exit 0 when all are installed')
     p.add_argument('specs', nargs='+', metavar='NAME[==VERSION]')
     sub.add_parser('verify-mmcv', help='exit 0 when mmcv runs its ops')
+    p = sub.add_parser('mmfca-from', help='exit 0 when mmfca is installed '
+                       'from ROOT (checked without importing it)')
+    p.add_argument('root')
     p = sub.add_parser('prove-stack', help='import the stack, run its ops; '
                        'with --stack, stamp the proof')
     p.add_argument('--root', help='the checkout mmfca must come from')
@@ -808,6 +822,8 @@ def main(argv=None):
                 return 1
         elif args.command == 'verify-mmcv':
             verify_mmcv()
+        elif args.command == 'mmfca-from':
+            check_mmfca_from(args.root)
         elif args.command == 'prove-stack':
             summary = prove_stack(args.root)
             if args.stack:

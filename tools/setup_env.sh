@@ -34,7 +34,7 @@
 #                       (default: the number of cores)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 STACK="${MMFCA_STACK:-readme}"
 case "$STACK" in
     readme)
@@ -113,11 +113,8 @@ if ! have mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 pycocotools ftfy 
         pycocotools ftfy regex "mmcv==$MMCV_VERSION"
 fi
 
-# mmfca from this checkout (checked without importing: -I keeps the
-# checkout on the cwd from masking a missing or stale editable install)
-if ! have pytest hypothesis matplotlib onnx onnxruntime \
-        || [ "$("$PY" -I -c 'import importlib.util as u; s = u.find_spec("mmfca"); print(s.origin if s else "")')" \
-             != "$ROOT/mmfca/__init__.py" ]; then
+# mmfca from this checkout, editable
+if ! have pytest hypothesis matplotlib onnx onnxruntime || ! helper mmfca-from "$ROOT" 2>/dev/null; then
     log "installing mmfca (editable) with its test and seg extras"
     "${PIP[@]}" --no-build-isolation -e "${ROOT}[tests,seg]"
 fi

@@ -300,7 +300,8 @@ def test_plan_command_prints_the_steps_as_json(tmp_path):
 
 
 # -------------------------------------------------------- carrying it out
-def test_an_unreachable_index_fails_fast_and_the_build_follows(tmp_path):
+def test_an_unreachable_index_is_reported_and_the_build_follows(
+        tmp_path, capsys):
     """The real pip against an index that cannot resolve (.invalid), then
     the next step; the build itself is recorded, not run."""
     ran = []
@@ -317,6 +318,10 @@ def test_an_unreachable_index_fails_fast_and_the_build_follows(tmp_path):
                    build=build)
     got = se.carry_out(steps, runners, verify=lambda: True, replan=None)
     assert got == steps[1] and ran == [steps[1]]
+    out = capsys.readouterr().out
+    assert '[setup] no prebuilt mmcv from there (it could not be reached; ' \
+        in out
+    assert '[setup] next: the source build\n' in out
 
 
 def test_carry_out_moves_on_when_an_install_does_not_run(tmp_path):
@@ -475,15 +480,17 @@ def test_verify_mmcv_runs_the_real_ops_here():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_prove_stack_refuses_mmfca_from_another_checkout(tmp_path):
+def test_mmfca_from_tells_this_checkout_from_another(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = helper('prove-stack', '--root', str(tmp_path), env=env,
-                  isolated=False)
-    assert proc.returncode == 2
-    assert proc.stderr == (
-        f'[setup] mmfca is imported from {REPO}/mmfca, not from '
-        f'{tmp_path}/mmfca: install this checkout (pip install -e '
-        f'{tmp_path})\n')
+    assert helper('mmfca-from', REPO, env=env, isolated=False,
+                  ).returncode == 0
+    other = str(tmp_path)
+    message = (f'[setup] mmfca is imported from {osp.realpath(REPO)}/mmfca, '
+               f'not from {osp.realpath(other)}/mmfca: install this '
+               f'checkout (pip install -e {other})\n')
+    for command in ('mmfca-from', 'prove-stack --root'):
+        proc = helper(*command.split(), other, env=env, isolated=False)
+        assert (proc.returncode, proc.stderr) == (2, message)
 
 
 def test_prove_stack_stamps_the_proof_and_proven_matches_it(tmp_path):
