@@ -49,6 +49,7 @@ import json
 import os
 import os.path as osp
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -456,6 +457,12 @@ def run_with_progress(cmd, env, log_path, progress, out=None):
     return code
 
 
+def children_cpu_seconds():
+    """CPU seconds of the finished child processes (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def tail(path, lines=40):
     with open(path, errors='replace') as f:
         return ''.join(f.readlines()[-lines:])
@@ -506,6 +513,7 @@ def build_mmcv(step, facts, jobs, out=None):
         dist = osp.join(workdir, 'dist')
         progress = BuildProgress(
             live=hasattr(out, 'isatty') and out.isatty())
+        cpu_before = children_cpu_seconds()
         code = run_with_progress(
             [sys.executable, '-m', 'pip', 'wheel', '-v', '--no-input',
              '--no-build-isolation', '--no-deps', '-w', dist, src],
@@ -515,7 +523,9 @@ def build_mmcv(step, facts, jobs, out=None):
             raise PlanError(f'the mmcv build failed after '
                             f'{format_duration(progress.elapsed())}; its '
                             f'last lines are above, all of it in {log_path}')
-        log(f'mmcv built in {format_duration(progress.elapsed())}')
+        cpu = children_cpu_seconds() - cpu_before
+        log(f'mmcv built in {format_duration(progress.elapsed())} (CPU time '
+            f'of the compilers: {format_duration(cpu)})')
         # into the cache, renamed into place when complete
         part = step['cache_dir'] + '.part'
         shutil.rmtree(part, ignore_errors=True)

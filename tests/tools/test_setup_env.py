@@ -575,3 +575,11 @@ def test_visible_gpus_are_read_without_torch():
     assert se.visible_gpus(dict(CUDA_VISIBLE_DEVICES='1')) == dict(
         gpus=listed, cuda_visible_devices='1')
     assert se.visible_gpus({})['cuda_visible_devices'] is None
+
+
+def test_children_cpu_seconds_count_a_finished_child():
+    before = se.children_cpu_seconds()
+    subprocess.run([sys.executable, '-c',
+                    'import time\nt = time.process_time()\n'
+                    'while time.process_time() - t < 0.5: pass'], check=True)
+    assert se.children_cpu_seconds() - before >= 0.4
