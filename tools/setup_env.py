@@ -361,15 +361,20 @@ def use_cxx_std(setup_py, std):
 
 
 def format_duration(seconds):
+    """``'42 s'``, ``'3 min 05 s'`` or ``'1 h 07 min'``."""
     seconds = int(round(seconds))
-    return (f'{seconds // 60} min {seconds % 60:02d} s' if seconds >= 60
-            else f'{seconds} s')
+    if seconds < 60:
+        return f'{seconds} s'
+    if seconds < 3600:
+        return f'{seconds // 60} min {seconds % 60:02d} s'
+    return f'{seconds // 3600} h {seconds // 60 % 60:02d} min'
 
 
 class BuildProgress:
     """What a user sees of a build whose output goes to a log: the units
     compiled out of the total (ninja's ``[k/N]`` lines), the elapsed time
-    and an estimate of the time left, then the link and the wheel.
+    and, once a twentieth of the units is done, the time left at the rate
+    since compiling started; then the link and the wheel.
 
     Args:
         clock (callable): Seconds, monotonic (``time.monotonic``).
@@ -390,6 +395,7 @@ class BuildProgress:
         self.start = clock()
         self.last_shown = self.start
         self.done = self.total = 0
+        self.compile_start = None
         self.shown_tenth = 0
         self.stage = 'preparing'
 
@@ -401,8 +407,9 @@ class BuildProgress:
         if self.stage == 'compiling':
             text = (f'mmcv build: {self.done}/{self.total} units compiled, '
                     f'{format_duration(elapsed)} elapsed')
-            if 0 < self.done < self.total:
-                left = elapsed / self.done * (self.total - self.done)
+            if max(3, self.total / 20) <= self.done < self.total:
+                rate = (self.clock() - self.compile_start) / self.done
+                left = rate * (self.total - self.done)
                 text += f', about {format_duration(left)} left'
             return text
         return f'mmcv build: {self.stage}, {format_duration(elapsed)} elapsed'
@@ -411,6 +418,9 @@ class BuildProgress:
         match = self.UNIT.match(line)
         now = self.clock()
         show = False
+        if self.compile_start is None and (
+                match or line.strip() == 'Compiling objects...'):
+            self.compile_start = now  # torch's ninja starts
         if match:
             self.done, self.total = int(match.group(1)), int(match.group(2))
             self.stage = 'compiling'

@@ -387,6 +387,8 @@ class Clock:
 def test_progress_shows_units_elapsed_and_time_left_every_tenth():
     clock = Clock()
     progress = se.BuildProgress(clock=clock)
+    clock.now += 50  # setup.py before the compilers start
+    assert progress.feed('  Compiling objects...\n') is None
     shown = []
     for k in range(1, 21):
         clock.now += 10
@@ -395,16 +397,27 @@ def test_progress_shows_units_elapsed_and_time_left_every_tenth():
         if text:
             shown.append((k, text))
     assert [k for k, _ in shown] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
-    assert shown[2][1] == ('mmcv build: 6/20 units compiled, 1 min 00 s '
+    # the time left: 14 units at the 10 s per unit since compiling started
+    assert shown[:2] == [
+        (2, 'mmcv build: 2/20 units compiled, 1 min 10 s elapsed'),
+        (4, 'mmcv build: 4/20 units compiled, 1 min 30 s elapsed, about '
+            '2 min 40 s left')]
+    assert shown[2][1] == ('mmcv build: 6/20 units compiled, 1 min 50 s '
                            'elapsed, about 2 min 20 s left')
-    assert shown[-1][1] == ('mmcv build: 20/20 units compiled, 3 min 20 s '
+    assert shown[-1][1] == ('mmcv build: 20/20 units compiled, 4 min 10 s '
                             'elapsed')
     clock.now += 30
     assert progress.feed('  g++ -pthread -shared b/a.o -o _ext.so\n') == (
-        'mmcv build: linking (20 units compiled), 3 min 50 s elapsed')
+        'mmcv build: linking (20 units compiled), 4 min 40 s elapsed')
     assert progress.feed('copying build/lib/mmcv/_ext.so\n') is None
     assert progress.feed('  Created wheel for mmcv: filename=m.whl\n') == (
-        'mmcv build: wheel created, 3 min 50 s elapsed')
+        'mmcv build: wheel created, 4 min 40 s elapsed')
+
+
+def test_durations_read_as_seconds_minutes_or_hours():
+    assert [se.format_duration(s) for s in (0, 59.4, 60, 3599, 3600, 4030)
+            ] == ['0 s', '59 s', '1 min 00 s', '59 min 59 s', '1 h 00 min',
+                  '1 h 07 min']
 
 
 def test_progress_on_a_terminal_shows_every_unit_and_a_heartbeat_else():
