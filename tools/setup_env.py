@@ -27,8 +27,8 @@ ops that fit this interpreter's torch, and the checks that prove the stack.
      of the total and the elapsed time (:class:`BuildProgress`); the wheel
      is cached for the next fresh clone;
 
-* ``have SPEC...``: exit 0 when every distribution is installed (at the
-  version of ``name==version``);
+* ``have SPEC...``: exit 0 when every distribution is installed, at the
+  version a spec names (``name==2.1.0``, ``name<81``, ``name>=0.10``);
 * ``verify-mmcv``: exit 0 when mmcv 2.1.0 runs its ops here (on the GPU
   too where torch sees one);
 * ``mmfca-from ROOT``: exit 0 when mmfca is installed from the checkout
@@ -651,18 +651,32 @@ def install_mmcv(pins, jobs):
 
 
 # --------------------------------------------------------------- the checks
+def release(version):
+    """``(2, 1, 2)`` from ``'2.1.2+cu121'`` or ``'80.9.0.post1'``."""
+    numbers = re.match(r'\d+(\.\d+)*', version)
+    return tuple(int(n) for n in numbers.group(0).split('.')) if numbers \
+        else ()
+
+
 def have(specs):
-    """The specs (``name`` or ``name==version``) that are not installed."""
+    """The specs that are not installed. A spec is ``name``, or ``name``
+    with one of ``==`` (the exact version), ``<`` or ``>=`` (compared by
+    release numbers: ``setuptools<81``)."""
     from importlib.metadata import PackageNotFoundError, version
     missing = []
     for spec in specs:
-        name, _, want = spec.partition('==')
+        name, op, want = re.match(r'([A-Za-z0-9_.\-]+)(==|<|>=)?(.*)$',
+                                  spec).groups()
         try:
             got = version(name)
         except PackageNotFoundError:
             missing.append(spec)
             continue
-        if want and got != want:
+        fits = {None: lambda: True,
+                '==': lambda: got == want,
+                '<': lambda: release(got) < release(want),
+                '>=': lambda: release(got) >= release(want)}[op]
+        if not fits():
             missing.append(f'{spec} (installed: {got})')
     return missing
 
@@ -802,7 +816,7 @@ def main(argv=None):
                    help='parallel compile jobs of a source build (default: '
                    'MMCV_BUILD_JOBS, else the number of cores)')
     p = sub.add_parser('have', help='exit 0 when all are installed')
-    p.add_argument('specs', nargs='+', metavar='NAME[==VERSION]')
+    p.add_argument('specs', nargs='+', metavar='NAME[{==,<,>=}VERSION]')
     sub.add_parser('verify-mmcv', help='exit 0 when mmcv runs its ops')
     p = sub.add_parser('mmfca-from', help='exit 0 when mmfca is installed '
                        'from ROOT (checked without importing it)')

@@ -91,8 +91,7 @@ if [ ! -x "$PY" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-if ! have "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "${BUILD_TOOLS[@]}" \
-        || ! "$PY" -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) >= 81)" 2>/dev/null; then
+if ! have "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "${BUILD_TOOLS[@]}" "setuptools<81"; then
     log "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION"
     "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "${BUILD_TOOLS[@]}"
 fi
@@ -106,7 +105,8 @@ if ! helper verify-mmcv >/dev/null 2>&1; then
     helper install-mmcv "${pin_args[@]}"
 fi
 
-if ! have mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 pycocotools ftfy regex mmengine; then
+if ! have mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 pycocotools ftfy regex \
+        "mmengine>=0.10" "mmengine<0.11"; then
     log "installing mmdet, mmpretrain, mmsegmentation and their undeclared imports"
     # ftfy and regex: imported by mmsegmentation 1.2.2 but not declared.
     "${PIP[@]}" "mmengine>=0.10,<0.11" mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 \

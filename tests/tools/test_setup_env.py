@@ -479,12 +479,25 @@ def helper(*args, env=None, isolated=True):
 
 def test_have_names_what_is_missing():
     from importlib.metadata import version
-    assert helper('have', 'pytest', f'pytest=={version("pytest")}',
-                  ).returncode == 0
-    proc = helper('have', 'pytest==0.0.1', 'no-such-dist-mmfca')
+    got = version('pytest')
+    major = int(got.split('.')[0])
+    assert helper('have', 'pytest', f'pytest=={got}', f'pytest<{major + 1}',
+                  f'pytest>={major}', f'pytest>={got}').returncode == 0
+    proc = helper('have', 'pytest==0.0.1', 'no-such-dist-mmfca',
+                  f'pytest<{major}', f'pytest>={major + 1}')
     assert proc.returncode == 1
-    assert proc.stderr == (f'missing: pytest==0.0.1 (installed: '
-                           f'{version("pytest")}), no-such-dist-mmfca\n')
+    assert proc.stderr == (
+        f'missing: pytest==0.0.1 (installed: {got}), no-such-dist-mmfca, '
+        f'pytest<{major} (installed: {got}), pytest>={major + 1} '
+        f'(installed: {got})\n')
+
+
+def test_release_numbers_compare_as_numbers():
+    assert se.release('80.9.0') < se.release('81')
+    assert se.release('2.14.1+cu130') > se.release('2.9')
+    assert se.release('0.10.7') >= se.release('0.10')
+    assert se.release('0.9.1') < se.release('0.10')
+    assert se.release('81.0.0.post1') == (81, 0, 0)
 
 
 def test_verify_mmcv_runs_the_real_ops_here():
