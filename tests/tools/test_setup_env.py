@@ -376,6 +376,12 @@ def test_cxx_standard_switch_of_mmcv_setup_py():
         se.use_cxx_std('setup()\n', 'c++20')
 
 
+def test_build_drops_debug_information_after_the_users_flags():
+    assert se.build_cflags(None) == '-g0'
+    assert se.build_cflags('') == '-g0'
+    assert se.build_cflags('-march=native') == '-march=native -g0'
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
