@@ -506,7 +506,7 @@ def build_mmcv(step, facts, jobs, out=None):
     workdir = tempfile.mkdtemp(prefix='mmcv-build-')
     try:
         subprocess.run(
-            [sys.executable, '-m', 'pip', 'download', '--no-input',
+            [sys.executable, '-m', 'pip', 'download', '-q', '--no-input',
              '--no-deps', '--no-binary', ':all:', '-d', workdir,
              f'mmcv=={MMCV_VERSION}'], check=True)
         with tarfile.open(osp.join(workdir,
