@@ -592,8 +592,8 @@ def install_from_index(url, pins):
         log(f'no prebuilt mmcv from there ({reason}; {took})')
         return False
     for line in proc.stdout.splitlines():
-        if 'mmcv-' in line and '.whl' in line or line.startswith(
-                'Successfully installed'):
+        if line.strip().startswith(('Downloading', 'Processing',
+                                    'Successfully installed')):
             print(line.strip())
     return pip_install([f'mmcv=={MMCV_VERSION}'], pins)
 
