@@ -51,6 +51,9 @@ SCORE_THR = 0.5
 #: was 0.96 on the shapes at least half visible but 0.1 on these.
 DEMO_DATA = dict(num_train=256, num_val=32, seed=0,
                  ignore_visible_below=0.3)
+#: Where the demo writes it: the demo config's data_root, relative to the
+#: folder the tools run from (the repository root).
+DEMO_ROOT = 'data/synthetic_coco_demo'
 
 
 #: Overlays are drawn this many times the images' size (160 -> 640 px).
@@ -236,7 +239,7 @@ def next_commands(ckpt, data_root, image, work_dir):
 
     python, config = shown(sys.executable), shown(CONFIG)
     data = []
-    if osp.realpath(data_root) != osp.realpath('data/synthetic_coco_demo'):
+    if osp.realpath(data_root) != osp.realpath(DEMO_ROOT):
         root = data_root.rstrip('/') + '/'
         data = ['--cfg-options', f'test_dataloader.dataset.data_root={root}',
                 'test_evaluator.ann_file='
@@ -264,8 +267,7 @@ def main(argv=None):
         default=osp.join(ROOT, 'work_dirs/demo',
                          time.strftime('run_%Y%m%d_%H%M%S')),
         help='a new folder per run by default, so earlier runs are kept')
-    parser.add_argument('--data-root',
-                        default=osp.join(ROOT, 'data/synthetic_coco_demo'))
+    parser.add_argument('--data-root', default=osp.join(ROOT, DEMO_ROOT))
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-overlays', type=int, default=4)
     parser.add_argument('--cfg-options', nargs='*', default=[])

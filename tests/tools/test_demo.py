@@ -227,6 +227,29 @@ def test_printed_visualise_command_plots_every_stage(demo_run):
         assert img.size == (1100, 900)
 
 
+def test_next_commands_of_a_default_run_are_short(monkeypatch):
+    """From the repository root, after `make demo`: relative paths, and no
+    data options (the config's data_root is the demo's set)."""
+    monkeypatch.chdir(REPO)
+    run_dir = osp.join(REPO, 'work_dirs/demo/run_1')
+    commands = demo.next_commands(
+        osp.join(run_dir, 'epoch_6.pth'), osp.join(REPO, demo.DEMO_ROOT),
+        osp.join(REPO, demo.DEMO_ROOT, 'val2017/000000000001.jpg'), run_dir)
+    config = 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py'
+    ckpt = 'work_dirs/demo/run_1/epoch_6.pth'
+    assert [argv[1:] for _, argv in commands] == [
+        ['tools/test.py', config, ckpt],
+        ['tools/deployment/export_onnx.py', config, ckpt, '--part',
+         'features', '--shape', '128', '128', '--out',
+         'work_dirs/demo/run_1/fcanet18_features.onnx'],
+        ['tools/analysis_tools/visualize_attention.py', config, ckpt,
+         'data/synthetic_coco_demo/val2017/000000000001.jpg', '--out',
+         'work_dirs/demo/run_1/attention.png']]
+    # the export size is the config's test size
+    from mmengine.config import Config
+    assert Config.fromfile(DEMO_CONFIG).img_scale == demo.EXPORT_SHAPE
+
+
 def test_demo_says_when_its_data_is_not_the_demo_set(synthetic_coco,
                                                      capsys):
     val = json.load(open(osp.join(synthetic_coco,
