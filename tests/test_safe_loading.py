@@ -13,6 +13,8 @@ from _helpers import DEMO_CONFIG, REPO, data_options, tool
 from mmfca.converters import ConversionError, convert_file
 from mmfca.models import FcaNet
 from mmfca.utils import TRUSTED_SCHEME, mark_trusted
+from mmfca.utils.checkpoint import (SCOPED_SAFE_GLOBALS, NotACheckpointError,
+                                    UnsafeCheckpointError, load_weights_only)
 
 
 def foreign_checkpoint(path):
@@ -21,13 +23,24 @@ def foreign_checkpoint(path):
     torch.save({'state_dict': state, 'meta': argparse.Namespace(a=1)}, path)
 
 
+def assert_mmfca_refusal(message, path, name):
+    """mmfca's own refusal: names the file, the global and the safe
+    options; never torch's advice to drop weights_only."""
+    assert f'mmfca did not load {path}: it holds {name},' in message
+    assert 'Safe options:' in message and '--work-dir' in message
+    assert 'fcanet2mmfca.py' in message
+    assert 'weights_only=False' not in message
+    assert '\n' not in message  # one paragraph
+
+
 def test_init_cfg_pretrained_refuses_foreign_objects(tmp_path):
     path = str(tmp_path / 'foreign.pth')
     foreign_checkpoint(path)
     model = FcaNet(18, init_cfg=dict(type='Pretrained', checkpoint=path,
                                      prefix='backbone.'))
-    with pytest.raises(Exception, match='Weights only load failed'):
+    with pytest.raises(UnsafeCheckpointError) as err:
         model.init_weights()
+    assert_mmfca_refusal(str(err.value), path, 'argparse.Namespace')
 
 
 def test_load_checkpoint_refuses_foreign_objects_and_loads_plain_ones(
@@ -35,9 +48,10 @@ def test_load_checkpoint_refuses_foreign_objects_and_loads_plain_ones(
     from mmengine.runner import load_checkpoint
     foreign = str(tmp_path / 'foreign.pth')
     foreign_checkpoint(foreign)
-    with pytest.raises(Exception, match='Weights only load failed'):
+    with pytest.raises(UnsafeCheckpointError) as err:
         load_checkpoint(FcaNet(18), foreign, revise_keys=[(r'^backbone.',
                                                            '')])
+    assert_mmfca_refusal(str(err.value), foreign, 'argparse.Namespace')
     plain = str(tmp_path / 'plain.pth')
     torch.save({'state_dict': FcaNet(18).state_dict()}, plain)
     load_checkpoint(FcaNet(18), plain, strict=True)
@@ -63,8 +77,10 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f'http://127.0.0.1:{server.server_address[1]}/'
     try:
-        with pytest.raises(Exception, match='Weights only load failed'):
+        with pytest.raises(UnsafeCheckpointError) as err:
             CheckpointLoader.load_checkpoint(url + 'foreign.pth')
+        assert 'argparse.Namespace' in str(err.value)
+        assert 'weights_only=False' not in str(err.value)
         loaded = CheckpointLoader.load_checkpoint(url + 'plain.pth')
         assert loaded['w'].tolist() == [1., 1.]
     finally:
@@ -90,8 +106,11 @@ def test_tools_refuse_foreign_load_from(tool_name, synthetic_coco, tmp_path):
                           cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode != 0
-    assert 'Weights only load failed' in proc.stdout, proc.stdout[-3000:]
-    assert 'argparse' in proc.stdout  # the refused global is named
+    refusal = [line for line in proc.stdout.splitlines()
+               if 'mmfca did not load' in line]
+    assert refusal, proc.stdout[-3000:]
+    assert_mmfca_refusal(refusal[-1], ckpt, 'argparse.Namespace')
+    assert 'weights_only=False' not in proc.stdout
     assert not osp.exists(osp.join(work_dir, 'epoch_1.pth'))
 
 
@@ -145,3 +164,134 @@ def test_converted_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
     convert_file(str(src), str(tmp_path / 'out.pth'))
     ckpt = torch.load(tmp_path / 'out.pth', weights_only=True)
     assert ckpt['meta']['arch'] == 'FcaNet-18'
+
+
+#: Both ways of load_weights_only: torch's weights_only unpickler with
+#: scoped safe globals (torch >= 2.6) and the restricted Unpickler (the way
+#: of torch < 2.6, which runs everywhere).
+needs_scoped = pytest.mark.skipif(
+    not SCOPED_SAFE_GLOBALS, reason='torch < 2.6 has no safe_globals that '
+    'take (object, name) pairs: the restricted Unpickler only')
+WAYS = [pytest.param(True, id='safe_globals', marks=needs_scoped),
+        pytest.param(False, id='restricted_unpickler')]
+
+
+def training_checkpoint(path):
+    """What mmengine's Runner saves besides the weights: the message hub
+    (HistoryBuffers of numpy values, numpy scalars in runtime_info)."""
+    import numpy as np
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance(f'test-training-checkpoint-{path}')
+    for i, loss in enumerate([2.5, 1.25, np.float32(0.75)]):
+        hub.update_scalar('train/loss', loss)
+        hub.update_scalar('train/lr', np.float64(0.1 / (i + 1)))
+    hub.update_info('iter', np.int64(3))
+    state = {f'backbone.{k}': v for k, v in FcaNet(18).state_dict().items()}
+    torch.save(dict(meta=dict(epoch=1, dataset_meta=dict(classes=('a', ))),
+                    state_dict=state, message_hub=hub.state_dict()), path)
+    return state, hub
+
+
+@pytest.mark.parametrize('scoped', WAYS)
+def test_training_state_loads_without_foreign_objects(scoped, tmp_path):
+    from mmengine.logging import HistoryBuffer
+    path = str(tmp_path / 'epoch_1.pth')
+    state, hub = training_checkpoint(path)
+    if hasattr(torch.serialization, 'get_safe_globals'):
+        before = list(torch.serialization.get_safe_globals())
+    # plain weights_only refuses it: the training state is what the
+    # loader adds
+    with pytest.raises(Exception, match='HistoryBuffer|Unsupported'):
+        torch.load(path, weights_only=True)
+    ckpt = load_weights_only(path, scoped=scoped)
+    for k, v in state.items():
+        assert torch.equal(ckpt['state_dict'][k], v)
+    loss = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(loss, HistoryBuffer)
+    assert loss.data[0].tolist() == [2.5, 1.25, 0.75]
+    assert loss.mean() == pytest.approx(1.5)  # a statistics method works
+    assert ckpt['message_hub']['runtime_info']['iter'] == 3
+    if hasattr(torch.serialization, 'get_safe_globals'):
+        # allowed for that call only, not process-wide
+        assert set(torch.serialization.get_safe_globals()) == set(before)
+
+
+class Payload:
+    """Unpickling it calls ``func(*args)``."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize('scoped', WAYS)
+def test_code_in_a_checkpoint_is_never_run(scoped, tmp_path):
+    import os
+    marker = tmp_path / 'ran'
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'w': torch.ones(1)},
+                'meta': Payload(os.system, f'touch {marker}')}, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_weights_only(path, scoped=scoped)
+    assert_mmfca_refusal(str(err.value), path,
+                         f'{os.system.__module__}.system')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('scoped', WAYS)
+def test_getattr_reaches_only_history_buffer_statistics(scoped, tmp_path):
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    for owner, name in ((HistoryBuffer, 'update'), (np.ndarray, 'tofile'),
+                        (HistoryBuffer, '__init__')):
+        path = str(tmp_path / f'{name}.pth')
+        torch.save({'w': torch.ones(1), 'f': Payload(getattr, owner, name)},
+                   path)
+        with pytest.raises(UnsafeCheckpointError) as err:
+            load_weights_only(path, scoped=scoped)
+        assert (f'getattr({owner.__name__}, {name!r}) is not allowed'
+                in str(err.value))
+    path = str(tmp_path / 'mean.pth')
+    torch.save({'f': Payload(getattr, HistoryBuffer, 'mean')}, path)
+    assert load_weights_only(path, scoped=scoped)['f'] is HistoryBuffer.mean
+
+
+@pytest.mark.parametrize('scoped', WAYS)
+def test_files_that_are_not_checkpoints_are_named(scoped, tmp_path):
+    import pickle
+    cases = {
+        'random.pth': (bytes(range(7, 250)) * 4,
+                       r'972 bytes of binary data \(starting with 07 08'),
+        'notes.txt': (b'epoch,loss\n1,0.5\n',
+                      "a text file starting with 'epoch,loss'"),
+        'list.pkl': (pickle.dumps([1, 2, 3]), 'a pickle of a list'),
+        'empty.pth': (b'', 'an empty file'),
+    }
+    for name, (data, what) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(NotACheckpointError,
+                           match=f'{path} is not a checkpoint: it is {what}'):
+            load_weights_only(str(path), scoped=scoped)
+
+
+@needs_scoped
+def test_the_torch_version_picks_the_way(tmp_path, monkeypatch):
+    """torch >= 2.6 takes the scoped safe globals (torch's own unpickler,
+    stricter on what it builds); the restricted Unpickler is for older
+    torch only."""
+    from mmfca.utils import checkpoint
+    calls = []
+    monkeypatch.setattr(checkpoint, '_safe_pickle_module',
+                        lambda: calls.append(1) or pickle_module_fails())
+    path = str(tmp_path / 'epoch_1.pth')
+    training_checkpoint(path)
+    assert checkpoint.SCOPED_SAFE_GLOBALS
+    checkpoint.load_weights_only(path)
+    assert calls == []
+
+
+def pickle_module_fails():
+    raise AssertionError('the restricted Unpickler was used')

@@ -6,27 +6,33 @@
 2. train Mask R-CNN FcaNet-18 on it on the CPU from scratch with
    tools/train.py (mmengine's Runner), evaluating COCO bbox and segm mAP
    with pycocotools (MMDetection's CocoMetric) at the end;
-3. draw the predictions on a few val images into PNG files;
+3. draw a few val images four times their size into PNG files, the ground
+   truth beside the predictions, each label above its box;
 4. print a summary: the mAPs, where the checkpoint, the overlays and the
-   full log are, and the time.
+   full log are, the time, and the commands that evaluate, export and
+   look inside the checkpoint (they need no extra flag).
 
 The console shows training progress and the evaluation; the deprecation
 warnings of the libraries underneath (nothing a user can act on) are left
 out of it, and the full log stays in the work dir.
 """
 import argparse
+import contextlib
 import glob
+import io
 import json
 import os
 import os.path as osp
 import re
+import shlex
 import subprocess
 import sys
 import time
 import warnings
 
+import numpy as np
+
 from mmfca.datasets import make_synthetic_coco
-from mmfca.utils import TRUSTED_SCHEME
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -45,31 +51,123 @@ SCORE_THR = 0.5
 #: was 0.96 on the shapes at least half visible but 0.1 on these.
 DEMO_DATA = dict(num_train=256, num_val=32, seed=0,
                  ignore_visible_below=0.3)
+#: Where the demo writes it: the demo config's data_root, relative to the
+#: folder the tools run from (the repository root).
+DEMO_ROOT = 'data/synthetic_coco_demo'
 
 
-def draw_overlays(config, checkpoint, images, out_dir):
-    """Run the trained detector on ``images``; write ``out_dir/*.png``."""
+#: Overlays are drawn this many times the images' size (160 -> 640 px).
+OVERLAY_SCALE = 4
+#: Font size (px) of the labels above the boxes, and the room left above
+#: the image for the labels of shapes at its top edge.
+LABEL_SIZE, LABEL_ROOM = 12, 20
+#: Height (px) of the titles' band.
+TITLE_ROOM = 30
+
+
+def overlay_visualizer():
+    """MMDetection's DetLocalVisualizer, but each label sits above its box
+    in a small font (MMDetection's sits inside the box's top-left corner,
+    where it covers the shape)."""
+    from mmdet.visualization import DetLocalVisualizer
+
+    class OverlayVisualizer(DetLocalVisualizer):
+
+        def draw_texts(self, texts, positions, *args, **kwargs):
+            # DetLocalVisualizer._draw_instances places each label at its
+            # box's top-left corner + line_width: move it above the corner
+            corner = np.asarray(positions, dtype=float) - self.line_width
+            kwargs.update(font_sizes=LABEL_SIZE, vertical_alignments='bottom')
+            return super().draw_texts(texts, corner - [0, 3], *args,
+                                      **kwargs)
+
+        def add_titles(self, titles, width):
+            """Add a band above the drawn image, a title per panel."""
+            self.set_image(np.pad(self.get_image(),
+                                  ((TITLE_ROOM, 0), (0, 0), (0, 0)),
+                                  constant_values=255))
+            super().draw_texts(
+                titles, np.array([[8 + i * width, 6]
+                                  for i in range(len(titles))]),
+                colors='black', font_sizes=16)
+
+    return OverlayVisualizer.get_instance(
+        'mmfca-demo-overlays', line_width=2, alpha=0.6)
+
+
+def enlarge(instances, scale, top):
+    """``instances`` drawn ``scale`` times larger, ``top`` px lower."""
+    import torch.nn.functional as F
+    out = instances.clone()
+    out.bboxes = instances.bboxes * scale + \
+        instances.bboxes.new_tensor([0, top, 0, top])
+    n, h, w = instances.masks.shape
+    masks = instances.masks.new_zeros((n, h * scale, w * scale))
+    if n:
+        masks = F.interpolate(instances.masks[None].float(),
+                              scale_factor=scale, mode='bilinear',
+                              align_corners=False)[0] > 0.5
+    out.masks = F.pad(masks, (0, 0, top, 0))
+    return out
+
+
+def ground_truth(coco, path, classes):
+    """The val annotations of image ``path`` (crowd regions left out)."""
+    import torch
+    from mmengine.structures import InstanceData
+    image = next(i for i in coco.dataset['images']
+                 if i['file_name'] == osp.basename(path))
+    names = {c['id']: c['name'] for c in coco.dataset['categories']}
+    anns = [a for a in coco.imgToAnns[image['id']] if not a['iscrowd']]
+    gt = InstanceData()
+    gt.bboxes = torch.tensor([[x, y, x + w, y + h]
+                              for x, y, w, h in (a['bbox'] for a in anns)],
+                             dtype=torch.float32).reshape(-1, 4)
+    gt.labels = torch.tensor([classes.index(names[a['category_id']])
+                              for a in anns], dtype=torch.long)
+    gt.masks = torch.from_numpy(
+        np.stack([coco.annToMask(a) for a in anns]) if anns else
+        np.zeros((0, image['height'], image['width']))).bool()
+    return gt
+
+
+def draw_overlays(config, checkpoint, images, ann_file, out_dir):
+    """Run the trained detector on ``images``; write ``out_dir/*.png``:
+    the ground truth (left) and the predictions with score >= SCORE_THR
+    (right), each OVERLAY_SCALE times the image's size."""
     import mmcv
     from mmdet.apis import inference_detector, init_detector
-    from mmdet.registry import VISUALIZERS
+    from mmdet.structures import DetDataSample
+    from pycocotools.coco import COCO
 
-    # our own run's checkpoint: trusted (see mmfca.utils.checkpoint); it
-    # carries the class names
-    model = init_detector(config, checkpoint=TRUSTED_SCHEME + checkpoint,
-                          device='cpu')
-    # drawn to files only: no visualisation backend (it wants a save_dir)
-    visualizer = VISUALIZERS.build(
-        dict(model.cfg.visualizer, vis_backends=None,
-             name='mmfca-demo-overlays'))
+    model = init_detector(config, checkpoint=checkpoint, device='cpu')
+    classes = list(model.dataset_meta['classes'])
+    visualizer = overlay_visualizer()
     visualizer.dataset_meta = model.dataset_meta
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' chatter
+        coco = COCO(ann_file)
     outs = []
     for path in images:
         img = mmcv.imread(path, channel_order='rgb')
+        pred = inference_detector(model, path).pred_instances
+        pred = pred[pred.scores >= SCORE_THR]
+        sample = DetDataSample(
+            gt_instances=enlarge(ground_truth(coco, path, classes),
+                                 OVERLAY_SCALE, LABEL_ROOM),
+            pred_instances=enlarge(pred, OVERLAY_SCALE, LABEL_ROOM))
+        big = mmcv.imrescale(img, OVERLAY_SCALE, interpolation='bicubic')
+        big = np.pad(big, ((LABEL_ROOM, 0), (0, 0), (0, 0)),
+                     constant_values=255)
+        visualizer.add_datasample('overlay', big, data_sample=sample,
+                                  draw_gt=True, draw_pred=True,
+                                  pred_score_thr=SCORE_THR)
+        visualizer.add_titles(
+            [f'ground truth ({len(sample.gt_instances)} shapes)',
+             f'prediction, score >= {SCORE_THR} ({len(pred)})'],
+            big.shape[1])
         out_file = osp.join(out_dir,
                             osp.splitext(osp.basename(path))[0] + '.png')
-        visualizer.add_datasample(
-            'pred', img, data_sample=inference_detector(model, path),
-            draw_gt=False, pred_score_thr=SCORE_THR, out_file=out_file)
+        mmcv.imwrite(visualizer.get_image()[..., ::-1], out_file)
         outs.append(out_file)
     return outs
 
@@ -121,15 +219,55 @@ def train_quietly(args):
     return metrics
 
 
+#: Input size of the printed export command: the demo config's img_scale.
+EXPORT_SHAPE = (128, 128)
+
+
+def shown(path):
+    """``path`` relative to the current folder if it lies inside it."""
+    rel = osp.relpath(osp.abspath(path))
+    return path if rel.startswith('..') else rel
+
+
+def next_commands(ckpt, data_root, image, work_dir):
+    """The commands that use the demo's checkpoint, as ``(what, argv)``:
+    evaluate (tools/test.py), export (export_onnx.py) and visualise
+    (visualize_attention.py). None needs a trust flag: the checkpoint's
+    training state loads through mmfca's safe loader."""
+    def tool(name):
+        return shown(osp.join(ROOT, 'tools', name))
+
+    python, config = shown(sys.executable), shown(CONFIG)
+    data = []
+    if osp.realpath(data_root) != osp.realpath(DEMO_ROOT):
+        root = data_root.rstrip('/') + '/'
+        data = ['--cfg-options', f'test_dataloader.dataset.data_root={root}',
+                'test_evaluator.ann_file='
+                f'{root}annotations/instances_val2017.json']
+    ckpt, work_dir = shown(ckpt), shown(work_dir)
+    return [
+        ('evaluate it (COCO bbox and segm mAP, as above)',
+         [python, tool('test.py'), config, ckpt] + data),
+        ('export backbone + FPN to ONNX, checked against PyTorch',
+         [python, tool('deployment/export_onnx.py'), config, ckpt, '--part',
+          'features', '--shape', *map(str, EXPORT_SHAPE), '--out',
+          osp.join(work_dir, 'fcanet18_features.onnx')]),
+        ('plot what the FCA layers attend to in a val image',
+         [python, tool('analysis_tools/visualize_attention.py'), config,
+          ckpt, shown(image), '--out', osp.join(work_dir, 'attention.png')]),
+    ]
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         '--work-dir',
         default=osp.join(ROOT, 'work_dirs/demo',
                          time.strftime('run_%Y%m%d_%H%M%S')),
         help='a new folder per run by default, so earlier runs are kept')
-    parser.add_argument('--data-root',
-                        default=osp.join(ROOT, 'data/synthetic_coco_demo'))
+    parser.add_argument('--data-root', default=osp.join(ROOT, DEMO_ROOT))
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-overlays', type=int, default=4)
     parser.add_argument('--cfg-options', nargs='*', default=[])
@@ -162,7 +300,7 @@ def main(argv=None):
     out_dir = osp.join(args.work_dir, 'overlays')
     with warnings.catch_warnings():  # the libraries' deprecation notes
         warnings.simplefilter('ignore')
-        outs = draw_overlays(CONFIG, ckpt, images[:args.num_overlays],
+        outs = draw_overlays(CONFIG, ckpt, images[:args.num_overlays], ann,
                              out_dir)
     logs = sorted(glob.glob(osp.join(args.work_dir, '*', '*.log')))
     print('\n[demo] summary')
@@ -183,6 +321,10 @@ def main(argv=None):
         print(f'  full log:   {logs[-1]}')
     print(f'  time: {trained:.0f} s to train and evaluate, '
           f'{time.time() - start:.0f} s in all')
+    print('\n[demo] next, from this folder:')
+    for what, argv in next_commands(ckpt, args.data_root, images[0],
+                                    args.work_dir):
+        print(f'  # {what}\n  {" ".join(map(shlex.quote, argv))}')
     return metrics
 
 

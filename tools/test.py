@@ -4,6 +4,9 @@ tools/test.py interface (COCO bbox/segm mAP through CocoMetric), also for
 MMPretrain and MMSegmentation configs.
 
     python tools/test.py configs/mask_rcnn_fca50_coco.py CHECKPOINT
+
+CHECKPOINT may be any run's epoch_N.pth (``make demo``'s included) or
+converted weights; it loads without running code from the file.
 """
 import argparse
 import os
@@ -97,7 +100,9 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} not found.')
     # trust rule (mmfca.utils.checkpoint): a checkpoint of this config's
-    # work_dir is our own run's; anything else loads with weights_only=True
+    # work_dir is our own run's; anything else (a training checkpoint of
+    # another run included) loads through the safe loader: tensors, plain
+    # data and mmengine's training state, never code from the file
     cfg.load_from = mark_trusted(args.checkpoint,
                                  cfg.work_dir) or args.checkpoint
     if args.show or args.show_dir:

@@ -15,14 +15,14 @@ and plain data only: they load with ``torch.load(weights_only=True)``.
 """
 import os
 import os.path as osp
-import pickle
 import tempfile
-import zipfile
 from typing import Dict, Tuple
 
 import torch
 
 from mmfca.models.backbones.fcanet import FcaNet
+from mmfca.utils.checkpoint import UnsafeCheckpointError, load_weights_only
+from mmfca.utils.checkpoint_file import describe_file, holds_dict
 from mmfca.version import __version__
 
 KINDS = ('imagenet', 'detector')
@@ -32,6 +32,16 @@ class ConversionError(ValueError):
     """The source is not a released FcaNet checkpoint of the expected kind."""
 
 
+#: What the converter reads, for its error messages.
+EXPECTED = ('a released FcaNet checkpoint: a state dict saved with '
+            'torch.save (fca34/50/101/152.pth) or an MMDetection 2.x FcaNet '
+            '(FreqNet) detector checkpoint')
+
+
+def _one_line(err: Exception) -> str:
+    return ' '.join(f'{type(err).__name__}: {err}'.split())[:300]
+
+
 def read_checkpoint(path: str, trust: bool = False) -> dict:
     """Read a checkpoint file.
 
@@ -39,29 +49,49 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         path (str): File to read.
         trust (bool): Fully unpickle it (only for files you trust; MMDet 2.x
             checkpoints may hold non-tensor objects). Defaults to False
-            (``weights_only=True``).
+            (:func:`mmfca.utils.checkpoint.load_weights_only`: tensors,
+            plain data and mmengine's training state).
 
     Returns:
         dict: The loaded object.
+
+    Raises:
+        ConversionError: One line naming the file and what was expected:
+            the file is not a ``torch.save`` checkpoint (random bytes, text,
+            another pickle), is damaged, holds no dict, or (only then the
+            advice to pass ``--trust-source``) is a checkpoint of tensors
+            that also holds other objects.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Source checkpoint {path} does not exist.')
+    summary = describe_file(path)
+    not_a_checkpoint = ConversionError(
+        f'{path} is not a checkpoint: it is {summary.what}; expected '
+        f'{EXPECTED}.')
+    if summary.kind != 'torch':
+        raise not_a_checkpoint
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=not trust)
-    except pickle.UnpicklingError as err:
         if trust:
-            raise ConversionError(f'Cannot read {path}: {err}') from err
+            obj = torch.load(path, map_location='cpu', weights_only=False)
+        else:
+            obj = load_weights_only(path, map_location='cpu')
+    except UnsafeCheckpointError as err:
+        if not (holds_dict(summary) and summary.tensors):
+            raise not_a_checkpoint from None
+        held = ', '.join(err.names) or 'objects other than tensors'
         raise ConversionError(
-            f'{path} holds objects other than tensors and plain data, so it '
-            f'was not unpickled (weights_only=True): {err}. If you trust the '
-            f'file, pass --trust-source.') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+            f'{path} is a checkpoint that also holds {held}, so it was not '
+            f'unpickled (that would run code from the file). If you trust '
+            f'the file, pass --trust-source.') from None
+    except Exception as err:  # noqa: B902 (torch raises many kinds here)
         raise ConversionError(
-            f'Cannot read {path}: the file is truncated or not a torch '
-            f'checkpoint ({type(err).__name__}: {err}).') from err
+            f'Cannot read {path}: the file is truncated or damaged '
+            f'({_one_line(err)}); expected {EXPECTED}.') from err
     if not isinstance(obj, dict):
-        raise ConversionError(f'{path} holds a {type(obj).__name__}, not a '
-                              f'state dict.')
+        raise ConversionError(
+            f'{path} is not a checkpoint: it holds a '
+            f'{type(obj).__name__}, not a dict of tensors; expected '
+            f'{EXPECTED}.')
     return obj
 
 
@@ -216,10 +246,13 @@ def convert_file(src: str, dst: str, kind: str = 'auto',
                               f'--force to replace it).')
     ckpt = read_checkpoint(src, trust=trust_source)
     kind = detect_kind(ckpt) if kind == 'auto' else kind
-    if kind == 'imagenet':
-        state, depth = convert_imagenet(ckpt)
-    else:
-        state, depth = convert_detector(ckpt)
+    try:
+        if kind == 'imagenet':
+            state, depth = convert_imagenet(ckpt)
+        else:
+            state, depth = convert_detector(ckpt)
+    except ConversionError as err:
+        raise ConversionError(f'{src}: {err}') from None
     meta = dict(
         converted_from=osp.basename(src), kind=kind, depth=depth,
         arch=f'FcaNet-{depth}', converter=f'mmfca {__version__}')

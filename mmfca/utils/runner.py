@@ -1,6 +1,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """What every tool does before running: load the config, build the runner."""
 import os.path as osp
+import warnings
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
@@ -30,7 +31,13 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
         raise FileNotFoundError(
             f'Config file {path} does not exist; configs live under '
             f'configs/ (e.g. configs/mask_rcnn_fca50_coco.py).')
-    cfg = Config.fromfile(path)
+    with warnings.catch_warnings():
+        # mmengine finds `mmdet::` base configs through setuptools'
+        # deprecated pkg_resources (mmengine.utils.is_installed)
+        warnings.filterwarnings(
+            'ignore', message='pkg_resources is deprecated',
+            category=UserWarning)
+        cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)

@@ -10,6 +10,7 @@ from _helpers.release_fcanet import release_features, release_fcanet
 fcanet2mmfca = load_tool('model_converters/fcanet2mmfca.py')
 
 from mmfca.converters import convert_file  # noqa: E402
+from mmfca.converters.fcanet import EXPECTED  # noqa: E402
 from mmfca.models import FcaNet  # noqa: E402
 
 
@@ -138,7 +139,12 @@ def test_truncated_file_clear_error_dst_untouched(released, tmp_path,
     truncated.write_bytes(_bytes(src)[:len(_bytes(src)) // 2])
     dst = tmp_path / 'out.pth'
     assert fcanet2mmfca.main([str(truncated), str(dst)]) == 1
-    assert 'truncated or not a torch checkpoint' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    size = truncated.stat().st_size
+    assert err == (f'error: {truncated} is not a checkpoint: it is a '
+                   f'truncated or damaged zip archive ({size} bytes; '
+                   f"torch.save's format is a zip archive); expected "
+                   f'{EXPECTED}.\n')
     assert not dst.exists()
     assert [p.name for p in tmp_path.iterdir()] == ['trunc.pth']
 
@@ -150,7 +156,8 @@ def test_non_fcanet_state_dict_is_refused(tmp_path, capsys):
     dst = tmp_path / 'out.pth'
     dst.write_bytes(b'precious')
     assert fcanet2mmfca.main([str(src), str(dst), '--force']) == 1
-    assert 'Not an FcaNet checkpoint' in capsys.readouterr().err
+    assert f'error: {src}: Not an FcaNet checkpoint' in \
+        capsys.readouterr().err
     assert dst.read_bytes() == b'precious'
 
 
@@ -177,3 +184,68 @@ def test_existing_dst_is_refused_unless_force(released, tmp_path, capsys):
     assert dst.read_bytes() == b'precious'
     assert fcanet2mmfca.main([src, str(dst), '--force']) == 0
     assert torch.load(dst, weights_only=True)['meta']['depth'] == depth
+
+
+class Other:
+    """Some class of the user's: not allowed in a checkpoint."""
+
+
+@pytest.mark.parametrize('name,write,what', [
+    ('random.pth', lambda p: p.write_bytes(bytes(range(1, 256)) * 8),
+     'it is 2040 bytes of binary data (starting with 01 02 03 04 05 06 07 '
+     '08)'),
+    ('notes.txt', lambda p: p.write_text('epoch,loss\n1,0.25\n'),
+     "it is a text file starting with 'epoch,loss'"),
+    ('list.pkl', lambda p: p.write_bytes(__import__('pickle').dumps([1, 2])),
+     'it is a pickle of a list'),
+    ('list.pth', lambda p: torch.save([1, 2], p),
+     'it holds a list, not a dict of tensors'),
+    ('other.pth', lambda p: torch.save(Other(), p),
+     f"it is torch.save's format holding {__name__}.Other"),
+    ('empty.pth', lambda p: p.write_bytes(b''), 'it is an empty file'),
+])
+def test_inputs_that_are_not_checkpoints_get_one_line(
+        name, write, what, tmp_path, capsys):
+    """Random bytes, text, another pickle: one line that names the file
+    and what was expected, never the advice to trust the file."""
+    src = tmp_path / name
+    write(src)
+    dst = tmp_path / 'out.pth'
+    assert fcanet2mmfca.main([str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f'error: {src} is not a checkpoint: {what}; expected '
+                   f'{EXPECTED}.\n')
+    assert '--trust-source' not in err and not dst.exists()
+
+
+def test_only_a_checkpoint_with_extra_objects_gets_the_trust_advice(
+        released, tmp_path, capsys):
+    _, release, _ = released
+    src = tmp_path / 'with_extra.pth'
+    torch.save({'state_dict': release.state_dict(), 'meta': Other()}, src)
+    assert fcanet2mmfca.main([str(src), str(tmp_path / 'out.pth')]) == 1
+    assert capsys.readouterr().err == (
+        f'error: {src} is a checkpoint that also holds {__name__}.Other, so '
+        f'it was not unpickled (that would run code from the file). If you '
+        f'trust the file, pass --trust-source.\n')
+    # a dict of plain data with the object but no tensors is no checkpoint
+    torch.save({'meta': Other()}, src)
+    assert fcanet2mmfca.main([str(src), str(tmp_path / 'out.pth')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {src} is not a checkpoint: it is '
+                          "torch.save's format holding a dict;")
+    assert '--trust-source' not in err
+
+
+def test_a_training_checkpoint_converts_without_trust(released, tmp_path):
+    """mmengine's training state (HistoryBuffer, numpy) is read safely."""
+    from mmengine.logging import MessageHub
+    depth, release, _ = released
+    hub = MessageHub.get_instance(f'converter-{depth}')
+    hub.update_scalar('train/loss', 0.5)
+    src = tmp_path / 'epoch_12.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               FcaNet(depth).state_dict().items()},
+                'message_hub': hub.state_dict()}, src)
+    meta = convert_file(str(src), str(tmp_path / 'out.pth'))
+    assert meta['kind'] == 'detector' and meta['depth'] == depth

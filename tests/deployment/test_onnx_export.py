@@ -74,3 +74,30 @@ def test_existing_output_is_kept(tmp_path):
             '--out', str(out)
         ])
     assert out.read_bytes() == b'keep me'
+
+
+def test_help_shows_the_whole_description(capsys):
+    with pytest.raises(SystemExit):
+        export_onnx.main(['-h'])
+    out = ' '.join(capsys.readouterr().out.split())
+    assert ('Export an FcaNet model to ONNX (dynamic batch, height and '
+            'width) and check the graph with onnxruntime against PyTorch at '
+            'several input sizes.') in out
+    assert 'An existing output file is kept unless ``--force``.' in out
+
+
+def test_export_keeps_tracer_warnings_off_the_console(tmp_path):
+    """The tracer's notes on the FCA layers' shape checks are silenced
+    around the export, and only there."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        export_onnx.main([
+            osp.join(REPO, 'configs/fcanet/fcanet18_8xb32_in1k.py'), 'none',
+            '--shape', '64', '64', '--check-shapes', '32', '32', '--out',
+            str(tmp_path / 'model.onnx')
+        ])
+        warnings.warn('after the export', torch.jit.TracerWarning)
+    tracer = [str(w.message) for w in caught
+              if issubclass(w.category, torch.jit.TracerWarning)]
+    assert tracer == ['after the export']

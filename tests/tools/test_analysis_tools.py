@@ -118,9 +118,12 @@ def test_visualize_attention(cls_config, tmp_path):
     image = glob.glob(osp.join(osp.dirname(config), 'data', 'val', '*',
                                '*.png'))[0]
     out = str(tmp_path / 'att.png')
+    # no --work-dir: the training checkpoint loads through the safe loader
     proc = run(tool('analysis_tools/visualize_attention.py') + [
-        config, ckpt, image, '--out', out, '--size', '64', '--work-dir', work
+        config, ckpt, image, '--out', out, '--size', '64'
     ])
+    assert f'Loads checkpoint by weights_only backend from path: {ckpt}' \
+        in proc.stdout
     assert '4 stages' in proc.stdout
     with Image.open(out) as img:
         assert img.size == (1100, 900)  # 11 x 2.25 * 4 inches at 100 dpi
@@ -171,3 +174,14 @@ def test_fixed_dct_filter_gets_no_gradient_and_backbone_switches():
         isinstance(a.dct_layer.weight, torch.nn.Parameter) for a in atts)
     with pytest.raises(ValueError, match="filter_init 'gauss'"):
         MultiSpectralAttention(16, filter_init='gauss')
+
+
+@pytest.mark.parametrize('name', ['plot_dct_basis', 'frequency_ablation',
+                                  'visualize_attention'])
+def test_help_shows_the_whole_description(name, capsys):
+    module = __import__(name)
+    with pytest.raises(SystemExit):
+        module.main(['-h'])
+    out = ' '.join(capsys.readouterr().out.split())
+    first = ' '.join(module.__doc__.split('\n\n')[0].split())
+    assert first.endswith('.') and first in out

@@ -183,3 +183,19 @@ def test_missing_config_is_a_clear_error():
     train = load_tool('train.py')
     with pytest.raises(FileNotFoundError, match='configs/nope.py does not'):
         train.main(['configs/nope.py'])
+
+
+def test_load_config_keeps_pkg_resources_notes_off_the_console():
+    """mmengine resolves mmdet:: base configs through setuptools'
+    deprecated pkg_resources; load_config silences that note only."""
+    import warnings
+
+    from mmfca.utils import load_config
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        cfg = load_config(DEMO_CONFIG)
+        warnings.warn('pkg_resources after load_config', UserWarning)
+    assert cfg.model.backbone.type == 'FcaNet'
+    assert [str(w.message) for w in caught
+            if 'pkg_resources' in str(w.message)] == [
+                'pkg_resources after load_config']

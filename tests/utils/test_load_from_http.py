@@ -12,7 +12,8 @@ import mmengine.runner.checkpoint as mmengine_checkpoint
 import pytest
 import torch
 
-from mmfca.utils.checkpoint import load_from_weights_only
+from mmfca.utils.checkpoint import (UnsafeCheckpointError,
+                                    load_from_weights_only)
 
 
 def mmengine_signature():
@@ -81,7 +82,8 @@ def test_model_dir_and_progress_reach_the_download(served, tmp_path,
     assert ckpt['w'].tolist() == [0., 1., 2.]
     assert '100%' in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path / 'other')) == ['plain.pth']
-    # and still weights_only
-    with pytest.raises(Exception, match='Weights only load failed'):
+    # and still weights_only, refused with mmfca's message
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'did not load .*foreign\.pth.*argparse'):
         load_from_http(served + 'foreign.pth', model_dir=str(model_dir),
                        progress=False)

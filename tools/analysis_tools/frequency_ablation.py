@@ -99,7 +99,9 @@ def write_heatmap(results, metric, out_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--out-dir', default='work_dirs/freq_ablation')
     parser.add_argument('--cells', help='subset, e.g. "0,0 0,1 1,0 1,1"')

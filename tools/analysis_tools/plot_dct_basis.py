@@ -63,7 +63,9 @@ def plot_dct_basis(method, out, filter_size=56, cell_inches=1.0, dpi=100):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--method', default='top16',
                         help="e.g. top16, low4, or '[(0,0),(1,2)]'")
     parser.add_argument('--out', default='dct_basis.png')

@@ -7,8 +7,10 @@ attention weights and each frequency group's DCT response.
 
 The image is resized to ``--size`` (short side), normalised with the
 model's data preprocessor and run through the backbone; the last block of
-every stage is shown. A checkpoint inside ``--work-dir`` (your own run's)
-is fully unpickled; any other loads with weights_only=True.
+every stage is shown. The checkpoint loads without running code from it:
+tensors, plain data and the training state of mmengine's checkpoints (so
+a tools/train.py or ``make demo`` checkpoint works as it is); one inside
+``--work-dir`` (your own run's) is fully unpickled.
 """
 import argparse
 
@@ -93,7 +95,9 @@ def plot(stages, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('image')

@@ -8,15 +8,18 @@ check the graph with onnxruntime against PyTorch at several input sizes.
 ``--part features`` exports a detector's backbone + neck (MMDeploy's route
 for two-stage detectors adds the heads with its custom NMS ops);
 ``--part tensor`` the whole tensor forward of single-stage detectors and
-classifiers. The FCA layers need no custom operator. The checkpoint is
-loaded with ``weights_only=True`` unless it lies in the config's work_dir
-(mmfca's trust rule). An existing output file is kept unless ``--force``.
+classifiers. The FCA layers need no custom operator. The checkpoint loads
+without running code from it: tensors, plain data and the training state
+of mmengine's checkpoints (so a tools/train.py or ``make demo`` checkpoint
+works as it is); a checkpoint inside ``--work-dir`` (your own run's) is
+fully unpickled. An existing output file is kept unless ``--force``.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
+import warnings
 
 import torch
 from mmengine.config import DictAction
@@ -29,7 +32,9 @@ from mmfca.utils import load_config, mark_trusted
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='checkpoint, or "none" for the '
                         'config\'s initialisation (for trying the export)')
@@ -46,6 +51,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='output .onnx file')
     parser.add_argument('--force', action='store_true',
                         help='overwrite an existing output file')
+    parser.add_argument('--work-dir',
+                        help='your run\'s work dir: its checkpoints are '
+                        'trusted (fully unpickled)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -71,7 +79,7 @@ def build_model(cfg, checkpoint):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.checkpoint != 'none' and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} not found.')
     out = output_path(args.config, args.part, args.out)
@@ -91,7 +99,11 @@ def main(argv=None):
     ]
     model = exportable(build_model(cfg, args.checkpoint), args.part)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    export_onnx(model, torch.randn(*shapes[0]), out, args.opset)
+    with warnings.catch_warnings():
+        # the tracer's notes on the shape checks and constants of the FCA
+        # layers (the exported graph is checked at other sizes below)
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        export_onnx(model, torch.randn(*shapes[0]), out, args.opset)
     domains = onnx_domains(out)
     report = check_onnx(out, model, shapes)
     for row in report:

@@ -200,12 +200,28 @@ class FcaNet(ResNet):
         Raises:
             FileNotFoundError: If a Pretrained checkpoint is a local path that
                 does not exist; the message says how to produce it.
+            ValueError: If a Pretrained checkpoint holds no FCA weights at
+                all (a plain ResNet's, such as ``torchvision://resnet50``,
+                which MMDetection's ResNet configs set): loading it would
+                leave every FCA layer random behind a missing-keys warning.
+                The message says how to proceed.
         """
-        cfg = self.init_cfg if isinstance(self.init_cfg, dict) else {}
-        ckpt = cfg.get('checkpoint') if cfg.get('type') == 'Pretrained' \
-            else None
-        if isinstance(ckpt, str) and '://' not in ckpt \
-                and not osp.isfile(ckpt):
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) \
+            else [self.init_cfg]
+        for cfg in cfgs:
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                self._check_pretrained(cfg.get('checkpoint'),
+                                       cfg.get('prefix'))
+        super().init_weights()
+
+    def _check_pretrained(self, ckpt, prefix):
+        """Refuse a Pretrained checkpoint that cannot be an FcaNet's."""
+        from mmengine.runner import CheckpointLoader
+
+        from ..layers import MultiSpectralAttention
+        if not isinstance(ckpt, str):
+            return
+        if '://' not in ckpt and not osp.isfile(ckpt):
             raise FileNotFoundError(
                 f'FcaNet pretrained checkpoint {ckpt} not found (init_cfg of '
                 f'the backbone). Convert the released ImageNet weights with\n'
@@ -213,7 +229,51 @@ class FcaNet(ResNet):
                 f'fca{self.depth}.pth {ckpt}\n'
                 f'or train from scratch with '
                 f'--cfg-options model.backbone.init_cfg=None.')
-        super().init_weights()
+        zoo = ckpt.split('://')[0]
+        if zoo in ('torchvision', 'open-mmlab', 'openmmlab', 'mmcls',
+                   'modelzoo'):
+            # named model zoos of torchvision and OpenMMLab: no FcaNet there
+            why = f'{zoo}:// names a model zoo without FcaNet weights'
+        else:
+            state = CheckpointLoader.load_checkpoint(ckpt, map_location='cpu')
+            state = state.get('state_dict', state)
+            keys = [k[len(prefix or ''):] for k in state
+                    if k.startswith(prefix or '')]
+            if not keys:
+                return  # mmengine says that the prefix matches nothing
+            fca = tuple(f'{name}.' for name, m in self.named_modules()
+                        if isinstance(m, MultiSpectralAttention))
+            if any(k.startswith(fca) or k.startswith(tuple(
+                    'module.' + p for p in fca)) for k in keys):
+                return
+            under = f" under prefix '{prefix}'" if prefix else ''
+            why = (f'none of its {len(keys)} entries{under} belongs to an '
+                   f'FCA layer ({fca[0]}*, ...): it is a plain ResNet\'s')
+        if self.depth in (34, 50, 101, 152):  # the released depths
+            proceed = (
+                f'either\n  * start from the released FcaNet-{self.depth} '
+                f'ImageNet weights (fca{self.depth}.pth, linked from '
+                f'https://github.com/cfzd/FcaNet), converted with\n'
+                f'      python tools/model_converters/fcanet2mmfca.py '
+                f'fca{self.depth}.pth checkpoints/fcanet{self.depth}_in1k.pth'
+                f"\n    and init_cfg=dict(type='Pretrained', prefix="
+                f"'backbone.', checkpoint='checkpoints/fcanet{self.depth}"
+                f"_in1k.pth'), or\n  * train the backbone from scratch with "
+                f'init_cfg=None.')
+        else:
+            proceed = (f'train the backbone from scratch with init_cfg=None '
+                       f'(the release publishes no FcaNet-{self.depth} '
+                       f'weights; its depths are 34, 50, 101 and 152).')
+        raise ValueError(
+            f'FcaNet-{self.depth} refuses the init_cfg Pretrained checkpoint '
+            f'{ckpt!r}: it holds no FCA weights ({why}). Loading it would '
+            f'warm-start the convolutions and leave every FCA layer random, '
+            f'with only a missing-keys warning. To proceed, {proceed}\n'
+            f'A config that inherits from an MMDetection ResNet config keeps '
+            f"ResNet's init_cfg (checkpoint='torchvision://resnet50') unless "
+            f"the backbone is written with _delete_=True: backbone=dict("
+            f"_delete_=True, type='FcaNet', depth={self.depth}, "
+            f'init_cfg=...).')
 
     def train(self, mode=True):
         """MMDetection's ``ResNet.train``, returning ``self`` as

@@ -247,3 +247,85 @@ def test_contract_dilation_matches_mmseg_resnetv1c():
     with torch.no_grad():
         for a, b in zip(ours.eval()(x), theirs(x)):
             torch.testing.assert_close(a, b)
+
+
+def resnet50_checkpoint(path, prefix=''):
+    """A plain ResNet-50 state dict, made here (no download): MMDetection's
+    ResNet has torchvision's key names."""
+    torch.manual_seed(0)
+    state = ResNet(50).state_dict()
+    torch.save({f'{prefix}{k}': v for k, v in state.items()}, path)
+    return state
+
+
+@pytest.mark.parametrize('prefix', [None, 'backbone.'])
+def test_pretrained_resnet_checkpoint_is_refused(prefix, tmp_path):
+    """A ResNet checkpoint has no FCA weights: FcaNet says so and how to
+    proceed, and loads nothing, instead of mmengine's missing-keys list."""
+    path = str(tmp_path / 'resnet50.pth')
+    resnet = resnet50_checkpoint(path, prefix or '')
+    model = FcaNet(50, init_cfg=dict(type='Pretrained', checkpoint=path,
+                                     prefix=prefix))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as err:
+        model.init_weights()
+    msg = str(err.value)
+    under = " under prefix 'backbone.'" if prefix else ''
+    assert (f"FcaNet-50 refuses the init_cfg Pretrained checkpoint {path!r}: "
+            f'it holds no FCA weights (none of its {len(resnet)} entries'
+            f'{under} belongs to an FCA layer') in msg
+    assert ('python tools/model_converters/fcanet2mmfca.py fca50.pth '
+            'checkpoints/fcanet50_in1k.pth') in msg
+    assert 'init_cfg=None' in msg and '_delete_=True' in msg
+    for k, v in model.state_dict().items():  # nothing was loaded
+        assert torch.equal(v, before[k]), k
+
+
+def test_model_zoo_resnet_is_refused_before_any_download(tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    for ckpt in ('torchvision://resnet50', 'open-mmlab://resnet50_caffe'):
+        model = FcaNet(50, init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+        with pytest.raises(ValueError,
+                           match=f'{ckpt.split(":")[0]}:// names a model '
+                           'zoo without FcaNet weights'):
+            model.init_weights()
+    assert not (tmp_path / 'hub').exists()
+    # no released weights of this depth: only from scratch is offered
+    model = FcaNet(18, init_cfg=dict(type='Pretrained',
+                                     checkpoint='torchvision://resnet18'))
+    with pytest.raises(ValueError, match=r'To proceed, train the backbone '
+                       r'from scratch with init_cfg=None \(the release '
+                       r'publishes no FcaNet-18 weights'):
+        model.init_weights()
+
+
+def test_readme_trap_on_mmdetection_resnet_config_is_refused():
+    """The plug-in snippet without _delete_=True keeps ResNet's
+    torchvision://resnet50: the detector's init_weights refuses it."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmdet.registry import MODELS
+    cfg = Config.fromstring(
+        "_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n"
+        "model = dict(backbone=dict(type='FcaNet', depth=50))\n", '.py')
+    assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet50'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match='torchvision://resnet50.*no FCA'):
+        detector.init_weights()
+
+
+def test_pretrained_fcanet_checkpoint_is_not_refused(tmp_path):
+    """Partial FCA weights are mmengine's missing-keys matter, not a
+    refusal: one FCA key is enough to count as an FcaNet checkpoint."""
+    src = FcaNet(50)
+    state = {k: v for k, v in src.state_dict().items()
+             if '.att.' not in k or k.startswith('layer1.0.att.')}
+    path = str(tmp_path / 'partial.pth')
+    torch.save({'state_dict': state}, path)
+    model = FcaNet(50, init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    torch.testing.assert_close(model.state_dict()['layer1.0.att.fc.0.weight'],
+                               state['layer1.0.att.fc.0.weight'])
