@@ -179,7 +179,7 @@ def test_fixed_dct_filter_gets_no_gradient_and_backbone_switches():
 @pytest.mark.parametrize('name', ['plot_dct_basis', 'frequency_ablation',
                                   'visualize_attention'])
 def test_help_shows_the_whole_description(name, capsys):
-    module = __import__(name)
+    module = load_tool(f'analysis_tools/{name}.py')
     with pytest.raises(SystemExit):
         module.main(['-h'])
     out = ' '.join(capsys.readouterr().out.split())
