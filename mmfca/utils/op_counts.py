@@ -17,9 +17,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-#: Ops that allocate or read a scalar without a compute kernel.
+#: Ops that allocate, compare metadata or read a scalar without a compute
+#: kernel (``is_same_size``: torch 2.1's gradient accumulation asks it).
 _NOT_KERNELS = ('empty', 'empty_strided', 'empty_like', 'new_empty',
-                'new_empty_strided', '_local_scalar_dense', 'lift_fresh')
+                'new_empty_strided', '_local_scalar_dense', 'lift_fresh',
+                'is_same_size')
 
 
 class OpCount(NamedTuple):

@@ -127,14 +127,28 @@ class MultiSpectralAttention(BaseModule):
             return self.fc(y)
 
 
-def autocast_enabled(device_type: str) -> bool:
-    """Whether autocast is on for ``device_type`` (torch 2.1's API too)."""
+def _autocast_enabled_by_type(device_type: str) -> bool:
+    return torch.is_autocast_enabled(device_type)
+
+
+def _autocast_enabled_before_2_4(device_type: str) -> bool:
+    if device_type == 'cpu':
+        return torch.is_autocast_cpu_enabled()
+    return torch.is_autocast_enabled()
+
+
+def _takes_device_type() -> bool:
     try:
-        return torch.is_autocast_enabled(device_type)
+        torch.is_autocast_enabled('cpu')
     except TypeError:  # torch < 2.4
-        if device_type == 'cpu':
-            return torch.is_autocast_cpu_enabled()
-        return torch.is_autocast_enabled()
+        return False
+    return True
+
+
+#: Whether autocast is on for a device type (chosen once: torch.compile
+#: cannot trace a TypeError raised and caught at call time).
+autocast_enabled = (_autocast_enabled_by_type if _takes_device_type() else
+                    _autocast_enabled_before_2_4)
 
 
 def autocast_off(device_type: str):

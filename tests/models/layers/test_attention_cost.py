@@ -50,8 +50,9 @@ def count(fn, layer, x, train, autocast):
 def test_kernels_and_full_size_passes_within_se_budget(
         name, shape, dct, fmt, train, dtype):
     """At most SE's kernels + 3 and SE's full-size passes + 1; today the
-    squeeze's product and sum replace GAP's one reduction: exactly +1
-    and +1 in float32 (the fp32 counts are pinned)."""
+    squeeze's product and sum replace GAP's one reduction: in float32 at
+    most +1 kernel (torch 2.14: +1; torch 2.1, whose GAP backward takes one
+    more kernel: 0) and exactly +1 full-size pass (pinned)."""
     torch.manual_seed(0)
     layer = MultiSpectralAttention(shape[1], dct, dct)
     x = torch.randn(shape).to(memory_format=FORMATS[fmt])
@@ -65,8 +66,8 @@ def test_kernels_and_full_size_passes_within_se_budget(
     assert len(fca.full_size) <= len(se.full_size) + 1, \
         f'SE: {se}; FCA: {fca}'
     if dtype == 'fp32':
-        assert (len(fca.kernels), len(fca.full_size)) == \
-            (len(se.kernels) + 1, len(se.full_size) + 1), f'{se}; {fca}'
+        assert len(fca.kernels) <= len(se.kernels) + 1, f'{se}; {fca}'
+        assert len(fca.full_size) == len(se.full_size) + 1, f'{se}; {fca}'
         assert fca.full_size == (['mul', 'sum', 'mul', 'mul', 'mul', 'sum',
                                   'mul', 'add'] if train else
                                  ['mul', 'sum', 'mul'])
