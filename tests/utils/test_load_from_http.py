@@ -75,7 +75,8 @@ def test_model_dir_and_progress_reach_the_download(served, tmp_path,
                           model_dir=str(model_dir), progress=False)
     assert ckpt['w'].tolist() == [0., 1., 2.]
     assert sorted(os.listdir(model_dir)) == ['plain.pth']
-    assert capsys.readouterr().err == ''  # progress=False: no bar
+    # progress=False: no bar (torch 2.1 still names the download)
+    assert '%' not in capsys.readouterr().err
     # positionally, in mmengine's order, with a progress bar
     ckpt = load_from_http(served + 'plain.pth', 'cpu',
                           str(tmp_path / 'other'), True)
