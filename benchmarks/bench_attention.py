@@ -5,7 +5,8 @@ inference), for
 * SE: global average pooling + the same bias-free FCs + scale;
 * release-style FCA: multiply a full-size copy by the filter bank, then
   sum (and, at other sizes, an adaptively pooled copy first);
-* mmfca's MultiSpectralAttention;
+* mmfca's MultiSpectralAttention (on the CPU also on its plain path,
+  without the CPU specialisations);
 
 at the four ImageNet stage shapes and stages 1 and 4 of an 800x1216
 detection input, in float32 and under bf16/fp16 autocast, NCHW and
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mmfca.models import MultiSpectralAttention
+from mmfca.models.layers.dct_squeeze import cpu_specialisations
 from mmfca.utils.op_counts import count_ops
 from timing import DEVICE, header, interleaved_medians, table
 
@@ -62,11 +64,20 @@ def release_forward(layer, x):
     return x * release_attention(layer, x)
 
 
-# (a fourth column, a squeeze by one batched matmul of every channel with
-# every group's filter, was measured on CUDA on 2026-11-26 and dropped: no
-# faster than mmfca's; see RESULTS.md)
+def mmfca_plain(layer, x):
+    """mmfca's layer on the formula's plain path (its CPU specialisations
+    off; on CUDA the plain path is the only one)."""
+    with cpu_specialisations(False):
+        return layer(x)
+
+
+# (a column for a squeeze by one batched matmul of every channel with every
+# group's filter was measured on CUDA on 2026-11-26 and dropped: no faster
+# than mmfca's; see RESULTS.md)
 IMPLS = {'SE': se_forward, 'release': release_forward,
          'mmfca': lambda layer, x: layer(x)}
+if DEVICE.type == 'cpu':  # the CPU specialisations against the plain path
+    IMPLS['mmfca plain'] = mmfca_plain
 
 
 def make_call(impl, layer, x, grad, autocast, train):

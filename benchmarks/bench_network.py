@@ -16,6 +16,7 @@ Run: python benchmarks/bench_network.py [--batch N] [--repeats N]
      [--det-size 800,1216]
 """
 import argparse
+import functools
 import types
 
 import torch
@@ -23,15 +24,19 @@ import torch
 import mmfca  # noqa: F401
 from bench_attention import DTYPES, FORMATS, release_attention, se_attention
 from mmfca.models import MultiSpectralAttention
+from mmfca.models.layers.dct_squeeze import cpu_specialisations
 from timing import DEVICE, header, interleaved_medians, table
 
-VARIANTS = ('SE', 'release', 'mmfca')
+# on the CPU also mmfca's layer on its plain path (CPU specialisations off)
+VARIANTS = ('SE', 'release', 'mmfca') + (
+    ('mmfca plain', ) if DEVICE.type == 'cpu' else ())
 
 
 def set_attention(model, variant):
     """Make every FCA layer of ``model`` run as ``variant``. During
     inference all three scale in place, as FcaNet's blocks do."""
     attention = {'SE': se_attention, 'release': release_attention}.get(variant)
+    # 'mmfca' and 'mmfca plain': the class's own forward
     for m in model.modules():
         if not isinstance(m, MultiSpectralAttention):
             continue
@@ -89,23 +94,28 @@ def bench(title, model, x, args, passes):
                 model.train(train)
                 steps = {}
                 for variant in VARIANTS:
-                    set_attention(model, variant)
                     step = run(model, xf, DTYPES[dtype], train, fmt)
-                    steps[variant] = (lambda s=step, v=variant:
-                                      (set_attention(model, v), s()))
+                    steps[variant] = functools.partial(
+                        variant_step, model, variant, step)
                 times = interleaved_medians(steps, args.repeats)
                 se = times['SE']
                 rows.append([
                     fmt, dtype, 'fwd+bwd' if train else 'infer',
                     *(f'{times[v] * 1e3:.1f}' for v in VARIANTS),
-                    f'{times["release"] / se:.3f}',
-                    f'{times["mmfca"] / se:.3f}'
+                    *(f'{times[v] / se:.3f}' for v in VARIANTS[1:])
                 ])
                 print(title, rows[-1], flush=True)
     set_attention(model, 'mmfca')
     return header(title) + '\n' + table(
-        ['format', 'dtype', 'pass', 'SE ms', 'release ms', 'mmfca ms',
-         'release/SE', 'mmfca/SE'], rows)
+        ['format', 'dtype', 'pass', *(f'{v} ms' for v in VARIANTS),
+         *(f'{v}/SE' for v in VARIANTS[1:])], rows)
+
+
+def variant_step(model, variant, step):
+    """``step()`` with ``model``'s attention running as ``variant``."""
+    set_attention(model, variant)
+    with cpu_specialisations(variant != 'mmfca plain'):
+        step()
 
 
 def main():

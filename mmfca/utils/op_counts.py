@@ -17,11 +17,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-#: Ops that allocate, compare metadata or read a scalar without a compute
-#: kernel (``is_same_size``: torch 2.1's gradient accumulation asks it).
+#: Ops that allocate, compare metadata, read a scalar or reshape without a
+#: compute kernel (``is_same_size``: torch 2.1's gradient accumulation asks
+#: it; ``_unsafe_view``: the view that ``matmul`` returns, undeclared as
+#: one).
 _NOT_KERNELS = ('empty', 'empty_strided', 'empty_like', 'new_empty',
                 'new_empty_strided', '_local_scalar_dense', 'lift_fresh',
-                'is_same_size')
+                'is_same_size', '_unsafe_view')
 
 
 class OpCount(NamedTuple):

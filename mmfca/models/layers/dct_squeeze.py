@@ -8,6 +8,7 @@ and, with ``keepdim=True``, a drop-in replacement for the
 (:mod:`mmfca.models.layers.squeeze_switch`).
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -24,15 +25,18 @@ FILTER_INITS = ('dct', 'random')
 
 
 def multi_spectral_squeeze(x: torch.Tensor, filters: torch.Tensor,
-                           graph: bool = False) -> torch.Tensor:
+                           form: str = 'products') -> torch.Tensor:
     """``y[n, c] = sum_ij x[n, c, i, j] * filters[g(c), 0, i, j]``.
 
     Args:
         x (Tensor): (N, C, H, W), any memory format.
         filters (Tensor): (G, 1, H, W) in ``x``'s dtype, ``C % G == 0``;
             group ``g`` is channels ``[g * C / G, (g + 1) * C / G)``.
-        graph (bool): Whether a graph is being captured (see
-            :func:`in_graph_capture`). Defaults to False.
+        form (str): How the sum is taken (see :func:`squeeze_form`):
+            ``'products'`` (the formula: the products, then their sum),
+            ``'chunked'`` (the same, a slice of the groups at a time, without
+            autograd) or ``'matvec'`` (one matrix-vector product per group,
+            for graph capture). Defaults to ``'products'``.
 
     Returns:
         Tensor: (N, C) in float32, or float64 for a float64 input. The
@@ -42,17 +46,83 @@ def multi_spectral_squeeze(x: torch.Tensor, filters: torch.Tensor,
     n, c, h, w = x.shape
     groups = filters.shape[0]
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if graph:
-        # The same products as one matrix product per group: one multiply-add
-        # per element, as FLOP counters count GAP, and one graph for every
-        # input size (ONNX, torch.compile).
+    if form == 'matvec':
         y = x.to(acc).reshape(n, groups, c // groups, h * w) @ \
             filters.to(acc).reshape(groups, h * w, 1)
         return y.reshape(n, c)
-    prod = x.view(n, groups, c // groups, h, w) * filters
+    x = x.view(n, groups, c // groups, h, w)
+    if form == 'chunked':
+        return chunked_products_sum(x, filters[None], acc).view(n, c)
+    prod = x * filters
     if prod.dtype == acc or not torch.is_grad_enabled():
         return prod.sum((3, 4), dtype=acc).view(n, c)
     return _SumHW.apply(prod, acc).view(n, c)
+
+
+def squeeze_form(x: torch.Tensor, graph: bool) -> str:
+    """The form of :func:`multi_spectral_squeeze` for ``x``: ``'matvec'``
+    while a graph is captured (``graph``, see :func:`in_graph_capture`):
+    one multiply-add per element, as FLOP counters count GAP, and one graph
+    for every input size (ONNX, ``torch.compile``); ``'chunked'`` for the
+    CPU specialisation (:func:`cpu_specialised`) without autograd; else
+    ``'products'``, the formula. On CUDA the matrix-vector form measured no
+    faster than the products, and 2.6-7.7x slower on channels_last maps,
+    which it must copy (``benchmarks/RESULTS.md``)."""
+    if graph:
+        return 'matvec'
+    if not torch.is_grad_enabled() and cpu_specialised(x):
+        return 'chunked'
+    return 'products'
+
+
+#: Largest temporary (bytes) of :func:`chunked_products_sum`. The CPU
+#: allocator (glibc) maps fresh pages for every block above its mmap
+#: threshold (at most 32 MiB) and the kernel zeroes them on first touch:
+#: a full-size temporary costs more than the pass that fills it.
+CPU_TEMPORARY_BYTES = 16 << 20
+
+
+def chunked_products_sum(a: torch.Tensor, b: torch.Tensor,
+                         acc: torch.dtype) -> torch.Tensor:
+    """``(a * b).sum((3, 4), dtype=acc)`` for 5D ``a`` and ``b`` that
+    broadcast and have the same size along dim 1, a slice of dim 1 at a
+    time, so that each product is at most :data:`CPU_TEMPORARY_BYTES` and
+    reuses the allocator's memory. The same products and sums as one call
+    (bit-identical), for the CPU (the caller turns autograd off)."""
+    size = max(a.numel(), b.numel()) * a.element_size()
+    slices = -(-size // CPU_TEMPORARY_BYTES)
+    if slices <= 1:
+        return (a * b).sum((3, 4), dtype=acc)
+    step = -(-a.shape[1] // slices)
+    return torch.cat([(a[:, i:i + step] * b[:, i:i + step]).sum(
+        (3, 4), dtype=acc) for i in range(0, a.shape[1], step)], 1)
+
+
+#: Whether the CPU specialisations run (see :func:`cpu_specialisations`).
+_cpu_specialisations = True
+
+
+def cpu_specialised(x: torch.Tensor) -> bool:
+    """Whether mmfca's CPU specialisations apply to ``x``: a float32 or
+    float64 CPU tensor in NCHW layout, with the specialisations on (they
+    are by default; :func:`cpu_specialisations` switches them). Every
+    other input, and every CUDA input, takes the formula's plain path."""
+    return (_cpu_specialisations and x.device.type == 'cpu'
+            and (x.dtype == torch.float32 or x.dtype == torch.float64)
+            and x.is_contiguous())
+
+
+@contextmanager
+def cpu_specialisations(enabled: bool):
+    """Switch the CPU specialisations (the chunked squeeze and the FCA
+    layer's fused training function) on or off inside the context; the
+    tests force each path in turn, the benchmarks compare them."""
+    global _cpu_specialisations
+    previous, _cpu_specialisations = _cpu_specialisations, bool(enabled)
+    try:
+        yield
+    finally:
+        _cpu_specialisations = previous
 
 
 class _SumHW(torch.autograd.Function):
@@ -115,7 +185,8 @@ def cached_group_filters(key, h, w, dtype, device, *args) -> torch.Tensor:
         grid_freqs, dct_h, dct_w, normalization, sizes = args
         filters = group_filters(grid_freqs, dct_h, dct_w, h, w,
                                 normalization, sizes,
-                                torch.float64, None).to(device, dtype)
+                                torch.float64, None).to(
+                                    device, dtype).contiguous()
         _filter_cache[full_key] = filters
         if len(_filter_cache) > FILTER_CACHE_SIZE:
             _filter_cache.popitem(last=False)
@@ -278,13 +349,17 @@ class MultiSpectralDCT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Squeeze ``x`` of shape (N, C, H, W) to (N, C) (or (N, C, 1, 1)
         with ``keepdim``), in float32 or float64 for a float64 input."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            self._refuse(x)
+        self.check_input(x)
         graph = in_graph_capture()
-        y = multi_spectral_squeeze(x, self.filters(x, graph), graph)
+        y = multi_spectral_squeeze(x, self.filters(x, graph),
+                                   squeeze_form(x, graph))
         return y.view(*y.shape, 1, 1) if self.keepdim else y
 
-    def _refuse(self, x):
+    def check_input(self, x: torch.Tensor):
+        """Raise a ValueError naming the problem unless ``x`` is
+        (N, in_channels, H, W)."""
+        if x.dim() == 4 and x.shape[1] == self.in_channels:
+            return
         if x.dim() != 4:
             raise ValueError(
                 f'{type(self).__name__} expects a 4D (N, C, H, W) input, got '

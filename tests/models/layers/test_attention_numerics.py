@@ -8,6 +8,9 @@ import torch.nn.functional as F
 
 from mmfca.models import MultiSpectralAttention
 
+# every test runs on the CPU specialisations and on the plain path
+pytestmark = pytest.mark.usefixtures('layer_path')
+
 
 def straightforward(layer, x):
     """The release's computation in the input's dtype: pool to the filter

@@ -4,6 +4,9 @@ import torch
 from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 
+# every test runs on the CPU specialisations and on the plain path
+pytestmark = pytest.mark.usefixtures('layer_path')
+
 
 def randomized(layer):
     torch.manual_seed(0)
@@ -110,7 +113,8 @@ def test_bad_construction_names_value_and_allowed(kwargs, match):
 
 def test_bad_input_tensors():
     layer = MultiSpectralAttention(32, 7, 7, 4)
-    with pytest.raises(ValueError, match=r'4D .*got a 3D tensor.*\(32, 7, 7\)'):
+    with pytest.raises(ValueError,
+                       match=r'4D .*got a 3D tensor.*\(32, 7, 7\)'):
         layer(torch.randn(32, 7, 7))
     with pytest.raises(ValueError,
                        match='in_channels=32, got an input with 16 channels'):
@@ -202,3 +206,39 @@ def test_autocast_squeeze_and_excitation_run_in_float32():
         out = layer(x)
     assert dtypes == dict(fc_in=torch.float32, fc_out=torch.float32)
     assert out.dtype == torch.bfloat16
+
+
+def test_cpu_training_is_fused_only_where_nothing_would_miss_it(layer_path):
+    """The fused CPU training function runs for float32/float64 NCHW CPU
+    inputs with autograd, and not where a hook on ``dct_layer`` or ``fc``
+    would miss its call, nor for inputs it does not cover."""
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    x = torch.randn(2, 32, 9, 11, requires_grad=True)
+    assert layer.fused_cpu_training(x) == (layer_path == 'cpu-specialised')
+    assert not layer.fused_cpu_training(x.double())  # float32 FCs
+    for module in (layer.dct_layer, layer.fc, layer.fc[2]):
+        handle = module.register_forward_hook(lambda *args: None)
+        assert not layer.fused_cpu_training(x)
+        handle.remove()
+    assert not layer.fused_cpu_training(
+        x.contiguous(memory_format=torch.channels_last))
+    assert not layer.fused_cpu_training(x.bfloat16())
+    with torch.no_grad():
+        assert not layer.fused_cpu_training(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert not layer.fused_cpu_training(x)
+
+
+def test_double_backward_on_the_plain_path():
+    """Gradient penalties need a double backward: the plain path has it;
+    the fused CPU function says how to get it."""
+    from mmfca.models.layers.dct_squeeze import cpu_specialisations
+    layer = MultiSpectralAttention(16, 7, 7, 4).double()
+    x = torch.randn(2, 16, 7, 7, dtype=torch.float64, requires_grad=True)
+    with cpu_specialisations(False):
+        assert torch.autograd.gradgradcheck(layer, (x, ))
+    with cpu_specialisations(True):
+        out = layer(x)
+    with pytest.raises(RuntimeError, match=r'no double backward.*'
+                       r'cpu_specialisations\(False\)'):
+        torch.autograd.grad(out.sum(), x, create_graph=True)

@@ -1,0 +1,16 @@
+"""The FCA layer has two paths on the CPU: its CPU specialisations (the
+matrix-vector squeeze, the fused training function) and the formula's
+plain path, which CUDA and every other input take. ``layer_path`` runs a
+test on each in turn."""
+import pytest
+
+from mmfca.models.layers.dct_squeeze import cpu_specialisations
+
+LAYER_PATHS = ('cpu-specialised', 'plain')
+
+
+@pytest.fixture(params=LAYER_PATHS)
+def layer_path(request):
+    """The test runs once per path, with the other switched off."""
+    with cpu_specialisations(request.param == 'cpu-specialised'):
+        yield request.param
