@@ -359,8 +359,8 @@ def test_carry_out_installs_nvcc_then_follows_the_new_plan():
 def test_build_estimate_divides_the_measured_cpu_time_among_the_jobs():
     assert se.estimate_build_minutes('2.1.2', 2) == (1 + 27 / 2, (2, 1))
     assert se.estimate_build_minutes('2.14.1+cu130', 2) == (
-        1 + 38 / 2, (2, 14))
-    assert se.estimate_build_minutes('2.14.1', 16) == (1 + 38 / 16, (2, 14))
+        1 + 27 / 2, (2, 14))
+    assert se.estimate_build_minutes('2.14.1', 16) == (1 + 27 / 16, (2, 14))
     assert se.estimate_build_minutes('2.1.0', 1) == (1 + 27, (2, 1))
     # an unmeasured torch takes the nearest measured one
     assert se.estimate_build_minutes('2.5.0', 2)[1] == (2, 1)

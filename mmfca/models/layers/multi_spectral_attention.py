@@ -37,6 +37,11 @@ class MultiSpectralAttention(BaseModule):
     :meth:`excite`); hooks on ``fc`` do not fire there. Hooks on
     ``dct_layer`` and on ``fc`` fire on every other path.
 
+    CPU specialisation: training on float32/float64 NCHW CPU inputs runs
+    :class:`FusedCPUTraining`, the same computation with a cheaper backward
+    (see :meth:`fused_cpu_training`; skipped while any hook is registered
+    on ``dct_layer`` or ``fc``, so hooks see every call).
+
     Args:
         in_channels (int): Number of input channels (the plugin builder
             passes it).
