@@ -2,8 +2,8 @@
 # The CUDA checks of DEVELOPERS.md in one command, on a GPU machine whose
 # Python has the OpenMMLab stack (e.g. after .whl/device_run.sh, see
 # DEVELOPERS.md): the layer tests (CUDA-marked ones included), then the
-# layer and network benchmarks in float32 and bf16/fp16 autocast, NCHW and
-# channels_last. Each result is written to $OUT (default: ./cuda-results)
+# kernel profile of the layer (profile_attention.py), the layer and network
+# benchmarks in float32 and bf16/fp16 autocast, NCHW and channels_last. Each result is written to $OUT (default: ./cuda-results)
 # as soon as it exists, so a run cut short still leaves what it finished.
 #   bash benchmarks/run_cuda.sh [quick|short]
 # `quick` shrinks every size (a dry run on the CPU before using the GPU);
@@ -15,15 +15,18 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 if [ "${1:-}" = short ]; then  # a few minutes of device time: tests, det
     tests=(tests/models/layers/test_attention_cuda.py)
+    prof=(--shapes 0,4 --dtypes fp32 --formats nchw --calls 20)
     layer=()
     net=(--what det --dtypes fp32,bf16 --formats nchw --repeats 5)
 elif [ "${1:-}" = quick ]; then
     tests=(tests/models/layers/test_attention_cuda.py)
+    prof=(--shapes 3 --calls 2 --rows 5)
     layer=(--repeats 1 --shapes 3 --dtypes fp32,bf16)
     net=(--batch 2 --repeats 1 --dtypes fp32 --det-size 64,96)
 else
     tests=(tests/models/layers/test_attention_cuda.py
            tests/models/layers/test_attention_cost.py)
+    prof=(--shapes 0,4 --dtypes fp32,bf16 --formats nchw,cl --calls 20)
     layer=(--repeats 15)
     net=(--repeats 7)
 fi
@@ -33,6 +36,8 @@ stamp() { echo "[run_cuda] $* after $(( $(date +%s) - start )) s"; }
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 "$PY" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" > "$OUT/tests.txt" 2>&1
 echo "tests rc=$?" >> "$OUT/tests.txt"; tail -n 3 "$OUT/tests.txt"; stamp tests
+(cd benchmarks && "$PY" profile_attention.py "${prof[@]}") > "$OUT/profile_attention.md" 2>&1
+stamp layer profile
 if [ ${#layer[@]} -gt 0 ]; then
     (cd benchmarks && "$PY" bench_attention.py "${layer[@]}") > "$OUT/bench_attention.md" 2>&1
     stamp layer benchmark

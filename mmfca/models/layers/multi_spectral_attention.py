@@ -196,8 +196,8 @@ class FusedCPUTraining(torch.autograd.Function):
     the squeeze's part added in place. Autograd materialises each part and
     adds them, and every fresh full-size tensor costs the CPU its page
     faults. Measured on the CPU (``benchmarks/RESULTS.md``): the layer's
-    forward and backward take 0.7-0.8x SE's time, against 1.1-1.2x on the
-    plain path. On CUDA a fused backward cost 1.3-1.9x SE (more kernels),
+    forward and backward take 0.64-0.98x SE's time, against 1.04-1.20x on
+    the plain path. On CUDA a fused backward cost 1.3-1.9x SE (more kernels),
     so it is CPU-only
     (:func:`~mmfca.models.layers.dct_squeeze.cpu_specialised`). It has no
     double backward: gradient penalties need the plain path
