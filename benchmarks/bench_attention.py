@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mmfca.models import MultiSpectralAttention
-from mmfca.models.layers.dct_squeeze import cpu_specialisations
+from mmfca.models.layers import cpu_specialisations
 from mmfca.utils.op_counts import count_ops
 from timing import DEVICE, header, interleaved_medians, table
 

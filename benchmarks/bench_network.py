@@ -24,7 +24,7 @@ import torch
 import mmfca  # noqa: F401
 from bench_attention import DTYPES, FORMATS, release_attention, se_attention
 from mmfca.models import MultiSpectralAttention
-from mmfca.models.layers.dct_squeeze import cpu_specialisations
+from mmfca.models.layers import cpu_specialisations
 from timing import DEVICE, header, interleaved_medians, table
 
 # on the CPU also mmfca's layer on its plain path (CPU specialisations off)

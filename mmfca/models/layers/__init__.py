@@ -3,6 +3,7 @@ from .dct import (FREQ_METHODS, NORMALIZATIONS, adaptive_pool_matrix,
                   channel_dct_filters, channel_groups, dct_basis, dct_filters,
                   get_freq_indices, pooled_dct_filters, scale_freqs,
                   scale_freqs_to_input)
+from .cpu_specialisation import cpu_specialisations
 from .dct_squeeze import MultiSpectralDCT
 from .channel_attentions import CBAMChannelAttention, ECALayer
 from .multi_spectral_attention import MultiSpectralAttention
@@ -17,5 +18,5 @@ __all__ = [
     'scale_freqs_to_input', 'MultiSpectralAttention',
     'MultiSpectralDCT', 'CBAMChannelAttention', 'ECALayer', 'DEFAULT_SQUEEZE',
     'MultiSpectralChannelAttention', 'MultiSpectralSELayer', 'build_squeeze',
-    'use_multi_spectral_squeeze'
+    'use_multi_spectral_squeeze', 'cpu_specialisations'
 ]

@@ -8,13 +8,13 @@ and, with ``keepdim=True``, a drop-in replacement for the
 (:mod:`mmfca.models.layers.squeeze_switch`).
 """
 from collections import OrderedDict
-from contextlib import contextmanager
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
+from .cpu_specialisation import chunked_products_sum, cpu_specialised
 from .dct import (NORMALIZATIONS, FreqSel, adaptive_pool_matrix,
                   channel_dct_filters, channel_groups, check_filter_size,
                   get_freq_indices, normalization_gain, pooled_dct_filters,
@@ -73,56 +73,6 @@ def squeeze_form(x: torch.Tensor, graph: bool) -> str:
     if not torch.is_grad_enabled() and cpu_specialised(x):
         return 'chunked'
     return 'products'
-
-
-#: Largest temporary (bytes) of :func:`chunked_products_sum`. The CPU
-#: allocator (glibc) maps fresh pages for every block above its mmap
-#: threshold (at most 32 MiB) and the kernel zeroes them on first touch:
-#: a full-size temporary costs more than the pass that fills it.
-CPU_TEMPORARY_BYTES = 16 << 20
-
-
-def chunked_products_sum(a: torch.Tensor, b: torch.Tensor,
-                         acc: torch.dtype) -> torch.Tensor:
-    """``(a * b).sum((3, 4), dtype=acc)`` for 5D ``a`` and ``b`` that
-    broadcast and have the same size along dim 1, a slice of dim 1 at a
-    time, so that each product is at most :data:`CPU_TEMPORARY_BYTES` and
-    reuses the allocator's memory. The same products and sums as one call
-    (bit-identical), for the CPU (the caller turns autograd off)."""
-    size = max(a.numel(), b.numel()) * a.element_size()
-    slices = -(-size // CPU_TEMPORARY_BYTES)
-    if slices <= 1:
-        return (a * b).sum((3, 4), dtype=acc)
-    step = -(-a.shape[1] // slices)
-    return torch.cat([(a[:, i:i + step] * b[:, i:i + step]).sum(
-        (3, 4), dtype=acc) for i in range(0, a.shape[1], step)], 1)
-
-
-#: Whether the CPU specialisations run (see :func:`cpu_specialisations`).
-_cpu_specialisations = True
-
-
-def cpu_specialised(x: torch.Tensor) -> bool:
-    """Whether mmfca's CPU specialisations apply to ``x``: a float32 or
-    float64 CPU tensor in NCHW layout, with the specialisations on (they
-    are by default; :func:`cpu_specialisations` switches them). Every
-    other input, and every CUDA input, takes the formula's plain path."""
-    return (_cpu_specialisations and x.device.type == 'cpu'
-            and (x.dtype == torch.float32 or x.dtype == torch.float64)
-            and x.is_contiguous())
-
-
-@contextmanager
-def cpu_specialisations(enabled: bool):
-    """Switch the CPU specialisations (the chunked squeeze and the FCA
-    layer's fused training function) on or off inside the context; the
-    tests force each path in turn, the benchmarks compare them."""
-    global _cpu_specialisations
-    previous, _cpu_specialisations = _cpu_specialisations, bool(enabled)
-    try:
-        yield
-    finally:
-        _cpu_specialisations = previous
 
 
 class _SumHW(torch.autograd.Function):

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .cpu_specialisation import FusedCPUTraining, cpu_specialised, hooked
 from .dct import FreqSel
-from .dct_squeeze import (MultiSpectralDCT, chunked_products_sum,
-                          cpu_specialised, in_graph_capture,
-                          multi_spectral_squeeze)
+from .dct_squeeze import MultiSpectralDCT, in_graph_capture
 
 
 @MODELS.register_module()
@@ -135,7 +134,7 @@ class MultiSpectralAttention(BaseModule):
         with autocast_off(y.device.type):
             return self.fc(y)
 
-    # --- CPU specialisation of training (same results, see below) --------
+    # --- the CPU specialisation of training (cpu_specialisation.py) -------
 
     def fused_cpu_training(self, x: torch.Tensor) -> bool:
         """Whether :meth:`forward` runs :class:`FusedCPUTraining`: autograd
@@ -147,7 +146,7 @@ class MultiSpectralAttention(BaseModule):
                 and self.dct_layer.fixed_dct
                 and self.fc[0].weight.dtype == x.dtype
                 and not autocast_enabled('cpu') and not in_graph_capture()
-                and not _hooked(self.dct_layer, *self.fc.modules()))
+                and not hooked(self.dct_layer, *self.fc.modules()))
 
     def forward_fused_cpu(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` as one autograd function (see
@@ -184,72 +183,3 @@ autocast_enabled = (_autocast_enabled_by_type if _takes_device_type() else
 def autocast_off(device_type: str):
     """A context that disables autocast for ``device_type``."""
     return torch.autocast(device_type, enabled=False)
-
-
-class FusedCPUTraining(torch.autograd.Function):
-    """The FCA layer's forward and backward on the CPU, fused: the same
-    squeeze, excitation and scale as :meth:`MultiSpectralAttention.forward`
-    (the squeeze and the attention's gradient summed a slice of channels
-    at a time, see
-    :func:`~mmfca.models.layers.dct_squeeze.chunked_products_sum`), with a
-    backward that writes the input gradient once: ``grad_out * att``, then
-    the squeeze's part added in place. Autograd materialises each part and
-    adds them, and every fresh full-size tensor costs the CPU its page
-    faults. Measured on the CPU (``benchmarks/RESULTS.md``): the layer's
-    forward and backward take 0.64-0.98x SE's time, against 1.04-1.20x on
-    the plain path. On CUDA a fused backward cost 1.3-1.9x SE (more kernels),
-    so it is CPU-only
-    (:func:`~mmfca.models.layers.dct_squeeze.cpu_specialised`). It has no
-    double backward: gradient penalties need the plain path
-    (``cpu_specialisations(False)``), and its backward says so.
-    """
-
-    @staticmethod
-    def forward(ctx, x, filters, w1, w2):
-        y = multi_spectral_squeeze(x, filters, 'chunked')
-        hidden = F.relu(F.linear(y, w1))
-        att = torch.sigmoid(F.linear(hidden, w2))
-        ctx.save_for_backward(x, filters, w1, w2, y, hidden, att)
-        return x * att.view(*att.shape, 1, 1)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        if torch.is_grad_enabled():  # create_graph=True
-            raise RuntimeError(
-                'The FCA layer\'s fused CPU training function has no double '
-                'backward (create_graph=True); run the forward inside '
-                'mmfca.models.layers.dct_squeeze.cpu_specialisations(False) '
-                'to take the plain path, which has one.')
-        x, filters, w1, w2, y, hidden, att = ctx.saved_tensors
-        n, c, h, w = x.shape
-        groups = filters.shape[0]
-        grad_out = grad_out.contiguous()
-        # d out / d att: per channel, sum_ij grad_out * x
-        grad_att = chunked_products_sum(grad_out.view(n, c, 1, h, w),
-                                        x.view(n, c, 1, h, w),
-                                        y.dtype).view(n, c)
-        grad_z = torch.ops.aten.sigmoid_backward(grad_att, att)
-        grad_hidden = torch.ops.aten.threshold_backward(
-            grad_z @ w2, hidden, 0)
-        grad_w2 = grad_z.t() @ hidden if ctx.needs_input_grad[3] else None
-        grad_w1 = grad_hidden.t() @ y if ctx.needs_input_grad[2] else None
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_y = grad_hidden @ w1
-            grad_x = grad_out * att.view(n, c, 1, 1)
-            grad_x.view(n, groups, c // groups, h * w).addcmul_(
-                grad_y.view(n, groups, c // groups, 1),
-                filters.view(1, groups, 1, h * w))
-        return grad_x, None, grad_w1, grad_w2
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether any forward or backward hook would see ``modules``."""
-    from torch.nn.modules import module as nn_module
-    if (nn_module._global_forward_hooks
-            or nn_module._global_forward_pre_hooks
-            or nn_module._global_backward_hooks
-            or getattr(nn_module, '_global_backward_pre_hooks', None)):
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-               or getattr(m, '_backward_pre_hooks', None) for m in modules)

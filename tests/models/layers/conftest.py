@@ -4,7 +4,7 @@ plain path, which CUDA and every other input take. ``layer_path`` runs a
 test on each in turn."""
 import pytest
 
-from mmfca.models.layers.dct_squeeze import cpu_specialisations
+from mmfca.models.layers import cpu_specialisations
 
 LAYER_PATHS = ('cpu-specialised', 'plain')
 

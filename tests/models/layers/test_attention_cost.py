@@ -93,15 +93,15 @@ def test_large_map_squeezed_in_slices_on_the_cpu(monkeypatch):
     channel groups at a time once they exceed CPU_TEMPORARY_BYTES (here
     lowered to a quarter of the map): four slices, no full-size
     temporary, the same numbers as one product."""
-    from mmfca.models.layers import dct_squeeze
+    from mmfca.models.layers import cpu_specialisation
     layer = MultiSpectralAttention(64, 7, 7)
     x = torch.randn(2, 64, 14, 14)
-    monkeypatch.setattr(dct_squeeze, 'CPU_TEMPORARY_BYTES',
+    monkeypatch.setattr(cpu_specialisation, 'CPU_TEMPORARY_BYTES',
                         x.numel() * x.element_size() // 4)
     with torch.no_grad():
         counted, out = count(lambda: layer.dct_layer(x), layer, x, False,
                              None)
-        with dct_squeeze.cpu_specialisations(False):
+        with cpu_specialisation.cpu_specialisations(False):
             plain = layer.dct_layer(x)
     assert counted.kernels == ['mul', 'sum'] * 4 + ['cat'], str(counted)
     assert counted.full_size == [], str(counted)

@@ -232,7 +232,7 @@ def test_cpu_training_is_fused_only_where_nothing_would_miss_it(layer_path):
 def test_double_backward_on_the_plain_path():
     """Gradient penalties need a double backward: the plain path has it;
     the fused CPU function says how to get it."""
-    from mmfca.models.layers.dct_squeeze import cpu_specialisations
+    from mmfca.models.layers import cpu_specialisations
     layer = MultiSpectralAttention(16, 7, 7, 4).double()
     x = torch.randn(2, 16, 7, 7, dtype=torch.float64, requires_grad=True)
     with cpu_specialisations(False):
