@@ -11,7 +11,9 @@ faults (more than the pass that fills it, ``benchmarks/RESULTS.md``).
 
 CPU-only by construction (:func:`cpu_specialised`: float32/float64 NCHW
 CPU tensors): on CUDA a fused backward cost more than it saved. The same
-outputs as the plain path, bit for bit; the layer tests run on both paths
+results as the plain path, to rounding (bit for bit in the tests: the
+slices sum the same products; a slice with very few outputs may round its
+sum differently); the layer tests run on both paths
 (:func:`cpu_specialisations` forces either).
 """
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 from torch.nn.modules import module as nn_module
 
 #: Whether the CPU specialisation runs (see :func:`cpu_specialisations`).
@@ -62,7 +65,8 @@ def chunked_products_sum(a: torch.Tensor, b: torch.Tensor,
     broadcast and have the same size along dim 1, a slice of dim 1 at a
     time, so that each product is at most :data:`CPU_TEMPORARY_BYTES` and
     reuses the allocator's memory. The same products and sums as one call
-    (bit-identical), for the CPU (the caller turns autograd off)."""
+    (equal to rounding: torch may split a reduction with few outputs
+    differently), for the CPU (the caller turns autograd off)."""
     size = max(a.numel(), b.numel()) * a.element_size()
     slices = -(-size // CPU_TEMPORARY_BYTES)
     if slices <= 1:
@@ -129,6 +133,14 @@ class FusedCPUTraining(torch.autograd.Function):
                 grad_y.view(n, groups, c // groups, 1),
                 filters.view(1, groups, 1, h * w))
         return grad_x, None, grad_w1, grad_w2
+
+
+def function_transforms_active() -> bool:
+    """Whether ``torch.func`` transforms (vmap, grad, jvp, jacrev) or
+    forward-mode AD are at work: :class:`FusedCPUTraining` has neither
+    their ``setup_context`` nor a ``jvp``, so the plain path serves them."""
+    return (torch._C._are_functorch_transforms_active()
+            or forward_ad._current_level >= 0)
 
 
 def hooked(*modules: nn.Module) -> bool:

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .cpu_specialisation import FusedCPUTraining, cpu_specialised, hooked
+from .cpu_specialisation import (FusedCPUTraining, cpu_specialised,
+                                 function_transforms_active, hooked)
 from .dct import FreqSel
 from .dct_squeeze import MultiSpectralDCT, in_graph_capture
 
@@ -140,12 +141,14 @@ class MultiSpectralAttention(BaseModule):
         """Whether :meth:`forward` runs :class:`FusedCPUTraining`: autograd
         on, a float32/float64 NCHW CPU input (:func:`cpu_specialised`), the
         fixed DCT filter, FCs of the input's dtype, no autocast, no graph
-        capture, and no hook on ``dct_layer``, ``fc`` or their children
-        (so that hooks see the same calls on every path)."""
+        capture, no ``torch.func`` transform or forward-mode AD, and no
+        hook on ``dct_layer``, ``fc`` or their children (so that hooks see
+        the same calls on every path)."""
         return (torch.is_grad_enabled() and cpu_specialised(x)
                 and self.dct_layer.fixed_dct
                 and self.fc[0].weight.dtype == x.dtype
                 and not autocast_enabled('cpu') and not in_graph_capture()
+                and not function_transforms_active()
                 and not hooked(self.dct_layer, *self.fc.modules()))
 
     def forward_fused_cpu(self, x: torch.Tensor) -> torch.Tensor:

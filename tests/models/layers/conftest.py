@@ -1,7 +1,7 @@
-"""The FCA layer has two paths on the CPU: its CPU specialisations (the
-matrix-vector squeeze, the fused training function) and the formula's
-plain path, which CUDA and every other input take. ``layer_path`` runs a
-test on each in turn."""
+"""The FCA layer has two paths on the CPU: its CPU specialisation (the
+squeeze's products summed in slices, the fused training function) and the
+formula's plain path, which CUDA and every other input take.
+``layer_path`` runs a test on each in turn."""
 import pytest
 
 from mmfca.models.layers import cpu_specialisations
