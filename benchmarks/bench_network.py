@@ -34,7 +34,7 @@ VARIANTS = ('SE', 'release', 'mmfca') + (
 
 def set_attention(model, variant):
     """Make every FCA layer of ``model`` run as ``variant``. During
-    inference all three scale in place, as FcaNet's blocks do."""
+    inference every variant scales in place, as FcaNet's blocks do."""
     attention = {'SE': se_attention, 'release': release_attention}.get(variant)
     # 'mmfca' and 'mmfca plain': the class's own forward
     for m in model.modules():

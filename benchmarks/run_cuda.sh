@@ -3,17 +3,18 @@
 # Python has the OpenMMLab stack (e.g. after .whl/device_run.sh, see
 # DEVELOPERS.md): the layer tests (CUDA-marked ones included), then the
 # kernel profile of the layer (profile_attention.py), the layer and network
-# benchmarks in float32 and bf16/fp16 autocast, NCHW and channels_last. Each result is written to $OUT (default: ./cuda-results)
-# as soon as it exists, so a run cut short still leaves what it finished.
+# benchmarks in float32 and bf16/fp16 autocast, NCHW and channels_last.
+# Each result is written to $OUT (default: ./cuda-results) as soon as it
+# exists, so a run cut short still leaves what it finished.
 #   bash benchmarks/run_cuda.sh [quick|short]
 # `quick` shrinks every size (a dry run on the CPU before using the GPU);
-# `short` runs the CUDA tests and the detection backbone only.
+# `short` runs the CUDA tests, the fp32 profile and the detection backbone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/cuda-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-if [ "${1:-}" = short ]; then  # a few minutes of device time: tests, det
+if [ "${1:-}" = short ]; then  # a few minutes of device time
     tests=(tests/models/layers/test_attention_cuda.py)
     prof=(--shapes 0,4 --dtypes fp32 --formats nchw --calls 20)
     layer=()
