@@ -6,11 +6,26 @@ Markers (registered in setup.cfg): ``slow`` marks tests that start training
 subprocesses (tools/train.py, tools/demo.py, dist_train.sh, the ablation
 tool); ``pytest -m "not slow"`` is the fast selection, ``make test`` and CI
 run everything.
+
+Disk: a passing test's ``tmp_path`` is deleted when it ends (setup.cfg);
+fixtures shared by a module's tests write into ``module_tmp_path``, which
+is deleted when the module ends.
 """
+import shutil
+
 import pytest
 
 from mmfca.datasets import (make_synthetic_coco, make_synthetic_imagenet,
                             make_synthetic_segmentation)
+
+
+@pytest.fixture(scope='module')
+def module_tmp_path(request, tmp_path_factory):
+    """A folder for a module's shared fixtures (work dirs, checkpoints),
+    deleted when the module's tests are done."""
+    path = tmp_path_factory.mktemp(request.module.__name__.split('.')[-1])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

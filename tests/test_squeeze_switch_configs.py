@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from _helpers import REPO
 from _helpers.configs import diff_keys, load_dict, mmdet_config
-from _helpers.runner_configs import classification_cfg
+from _helpers.runner_configs import classification_cfg, own_visualizer
 from mmfca.datasets import SYNTHETIC_COCO_CLASSES
 
 SWITCH = osp.join(REPO, 'configs', 'squeeze_switch')
@@ -85,7 +85,7 @@ def detection_cfg(name, root, work_dir):
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=1)
-    return cfg
+    return own_visualizer(cfg)
 
 
 @pytest.mark.parametrize('name', sorted(DETECTION))

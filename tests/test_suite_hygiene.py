@@ -1,9 +1,12 @@
 """The test suite's own rules (tests/_helpers/__init__.py): no test edits
 ``sys.path``, no test module imports another test module or conftest, and
-scripts under tools/ are imported only through ``_helpers.load_tool``."""
+scripts under tools/ are imported only through ``_helpers.load_tool``; a
+passing test leaves no files behind (setup.cfg)."""
 import ast
 import glob
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +56,30 @@ def test_the_rules_catch_what_they_name():
 def test_no_sys_path_edits_or_cross_test_imports(path):
     with open(path) as f:
         assert violations(f.read()) == []
+
+
+def test_a_passing_test_leaves_no_files_a_failing_one_keeps_them(tmp_path):
+    """Under setup.cfg's pytest settings, a passing test's tmp_path is
+    deleted when it ends and a failing test's stays for inspection (the
+    suite writes about 9 GB of checkpoints and work dirs per session)."""
+    (tmp_path / 'test_writes.py').write_text(
+        'def write(tmp_path, name):\n'
+        '    (tmp_path / "epoch_1.pth").write_bytes(bytes(1 << 20))\n'
+        '    with open(%r, "a") as f:\n'
+        '        f.write(f"{name} {tmp_path}\\n")\n'
+        'def test_passes(tmp_path):\n'
+        '    write(tmp_path, "passed")\n'
+        'def test_fails(tmp_path):\n'
+        '    write(tmp_path, "failed")\n'
+        '    assert False\n' % str(tmp_path / 'dirs.txt'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         '-c', osp.join(REPO, 'setup.cfg'), '--rootdir', str(tmp_path),
+         '--basetemp', str(tmp_path / 'base'), 'test_writes.py'],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    assert '1 failed, 1 passed' in proc.stdout, proc.stdout
+    dirs = dict(line.split(' ', 1)
+                for line in (tmp_path / 'dirs.txt').read_text().splitlines())
+    assert not osp.exists(dirs['passed'])
+    assert osp.getsize(osp.join(dirs['failed'], 'epoch_1.pth')) == 1 << 20

@@ -1,5 +1,6 @@
 """The shipped classification and segmentation configs shrunk to the
-synthetic sets (tiny images, one epoch / iteration, no checkpoint)."""
+synthetic sets (tiny images, one epoch / iteration, no checkpoint), for
+runners built in the test process."""
 import os.path as osp
 
 from mmengine.config import Config, ConfigDict
@@ -7,6 +8,16 @@ from mmengine.config import Config, ConfigDict
 from mmfca.datasets import CLS_CLASSES, SEG_CLASSES
 
 from . import REPO
+
+
+def own_visualizer(cfg):
+    """Give the runner of ``cfg`` its own visualizer. MMDetection's and
+    MMSegmentation's configs name theirs 'visualizer', a process-wide
+    instance: a second runner in the same process would get the first's,
+    which writes into the first runner's work dir (gone once that test
+    passed)."""
+    cfg.visualizer.name = f'visualizer@{cfg.work_dir}'
+    return cfg
 
 
 def classification_cfg(config, root, work_dir):
@@ -37,9 +48,10 @@ def classification_cfg(config, root, work_dir):
         cfg[loader].batch_size = 8
         cfg[loader].num_workers = 0
     cfg.test_dataloader = cfg.val_dataloader
+    own_visualizer(cfg)
     cfg.train_cfg.max_epochs = 1
     cfg.default_hooks.logger.interval = 1
-    return cfg
+    return own_visualizer(cfg)
 
 
 def segmentation_cfg(config, root, work_dir):
@@ -72,4 +84,4 @@ def segmentation_cfg(config, root, work_dir):
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1,
                          val_interval=1)
     cfg.default_hooks.logger.interval = 1
-    return cfg
+    return own_visualizer(cfg)

@@ -19,10 +19,10 @@ def rel_err(a, b):
 
 
 @pytest.fixture(scope='module', params=[34, 50])
-def released(request, tmp_path_factory):
+def released(request, module_tmp_path):
     depth = request.param
     model = release_fcanet(depth)
-    path = tmp_path_factory.mktemp('release') / f'fca{depth}.pth'
+    path = module_tmp_path / f'fca{depth}.pth'
     torch.save(model.state_dict(), path)  # a plain state dict, as released
     return depth, model, str(path)
 

@@ -58,9 +58,9 @@ def test_plot_dct_basis_png(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def cls_config(tmp_path_factory):
+def cls_config(module_tmp_path):
     """FcaNet-18 classification config on the synthetic ImageNet set."""
-    root = tmp_path_factory.mktemp('cls')
+    root = module_tmp_path
     data = make_synthetic_imagenet(str(root / 'data'), num_train=8,
                                    num_val=12)
     cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,

@@ -26,10 +26,10 @@ IMG = 96
 
 
 @pytest.fixture(scope='module')
-def demo_run(tmp_path_factory):
+def demo_run(module_tmp_path):
     """tools/demo.py on the demo's kind of set (heavily occluded shapes are
     crowd), small: 8 train / 4 val images, one epoch."""
-    tmp_path = tmp_path_factory.mktemp('demo')
+    tmp_path = module_tmp_path
     data = str(tmp_path / 'data')
     make_synthetic_coco(data, num_train=8, num_val=4, seed=0,
                         img_size=(IMG, IMG),

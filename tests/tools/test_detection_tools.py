@@ -15,9 +15,9 @@ from _helpers import (DEMO_CONFIG, REPO, TESTS, data_options, load_tool, run,
 
 
 @pytest.fixture(scope='module')
-def trained(synthetic_coco, tmp_path_factory):
+def trained(synthetic_coco, module_tmp_path):
     """One epoch (2 iterations) of the demo config via tools/train.py."""
-    work_dir = str(tmp_path_factory.mktemp('work_dir'))
+    work_dir = str(module_tmp_path / 'work_dir')
     proc = run(tool('train.py') + [
         DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options',
         'train_cfg.max_epochs=1'
