@@ -21,7 +21,8 @@ from typing import Dict, Tuple
 import torch
 
 from mmfca.models.backbones.fcanet import FcaNet
-from mmfca.utils.checkpoint import UnsafeCheckpointError, load_weights_only
+from mmfca.utils.checkpoint import (NotACheckpointError,
+                                    UnsafeCheckpointError, load_weights_only)
 from mmfca.utils.checkpoint_file import describe_file, holds_dict
 from mmfca.version import __version__
 
@@ -64,20 +65,24 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Source checkpoint {path} does not exist.')
-    summary = describe_file(path)
-    not_a_checkpoint = ConversionError(
-        f'{path} is not a checkpoint: it is {summary.what}; expected '
-        f'{EXPECTED}.')
-    if summary.kind != 'torch':
-        raise not_a_checkpoint
+
+    def not_a_checkpoint(what):
+        return ConversionError(f'{path} is not a checkpoint: it is {what}; '
+                               f'expected {EXPECTED}.')
+
     try:
         if trust:
+            summary = describe_file(path)
+            if summary.kind != 'torch':
+                raise NotACheckpointError(path, summary.what)
             obj = torch.load(path, map_location='cpu', weights_only=False)
-        else:
+        else:  # it describes the file, and says what it found on refusal
             obj = load_weights_only(path, map_location='cpu')
+    except NotACheckpointError as err:
+        raise not_a_checkpoint(err.what) from None
     except UnsafeCheckpointError as err:
-        if not (holds_dict(summary) and summary.tensors):
-            raise not_a_checkpoint from None
+        if not (holds_dict(err.summary) and err.summary.tensors):
+            raise not_a_checkpoint(err.summary.what) from None
         held = ', '.join(err.names) or 'objects other than tensors'
         raise ConversionError(
             f'{path} is a checkpoint that also holds {held}, so it was not '

@@ -45,7 +45,7 @@ from mmengine.runner import CheckpointLoader
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmengine.utils import digit_version
 
-from .checkpoint_file import describe_file, full_name
+from .checkpoint_file import FileSummary, describe_file, full_name
 
 try:  # numpy >= 2 (and the name numpy 2 writes into pickles)
     from numpy._core import multiarray as _multiarray
@@ -132,10 +132,13 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
         path (str): The checkpoint.
         names (list[str]): The offending globals, if known.
         reason (str): What the unpickler said, when no global is known.
+        summary (FileSummary, optional): What the file holds
+            (:func:`describe_file`), when the loader read it.
     """
 
-    def __init__(self, path: str, names: List[str], reason: str = ''):
-        self.path, self.names = path, sorted(names)
+    def __init__(self, path: str, names: List[str], reason: str = '',
+                 summary: Optional[FileSummary] = None):
+        self.path, self.names, self.summary = path, sorted(names), summary
         held = ', '.join(self.names) if names else \
             f'something else ({reason})'
         super().__init__(
@@ -164,7 +167,7 @@ class NotACheckpointError(ValueError):
 
     def __init__(self, path: str, what: str,
                  expected: str = "a checkpoint written by torch.save"):
-        self.path = path
+        self.path, self.what = path, what
         super().__init__(f'{path} is not a checkpoint: it is {what}; '
                          f'expected {expected}.')
 
@@ -244,7 +247,8 @@ def load_weights_only(path: str, map_location=None, scoped: bool = None):
     except pickle.UnpicklingError as err:
         names = summary.globals - set(allowed_globals())
         raise UnsafeCheckpointError(path, list(names),
-                                    _weights_only_reason(err)) from None
+                                    _weights_only_reason(err),
+                                    summary) from None
 
 
 def _weights_only_reason(err: Exception) -> str:

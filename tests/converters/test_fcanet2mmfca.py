@@ -237,6 +237,42 @@ def test_only_a_checkpoint_with_extra_objects_gets_the_trust_advice(
     assert '--trust-source' not in err
 
 
+@pytest.mark.parametrize('trust', [False, True])
+def test_each_file_is_described_once(trust, tmp_path, monkeypatch):
+    """The static description of a file (a full read in torch's legacy
+    format) is made once per read: by the loader, whose refusal carries it
+    to the converter's message."""
+    import mmfca.converters.fcanet as converter
+    import mmfca.utils.checkpoint as checkpoint
+    from mmfca.utils.checkpoint_file import describe_file
+    described = []
+
+    def counted(path):
+        described.append(osp.basename(path))
+        return describe_file(path)
+
+    monkeypatch.setattr(converter, 'describe_file', counted)
+    monkeypatch.setattr(checkpoint, 'describe_file', counted)
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.ones(2)}, legacy,
+               _use_new_zipfile_serialization=False)
+    assert converter.read_checkpoint(str(legacy), trust)['w'].sum() == 2
+    (tmp_path / 'random.pth').write_bytes(bytes(range(1, 256)) * 8)
+    with pytest.raises(converter.ConversionError, match='binary data'):
+        converter.read_checkpoint(str(tmp_path / 'random.pth'), trust)
+    assert described == ['legacy.pth', 'random.pth']
+    if not trust:
+        torch.save({'w': torch.ones(2), 'meta': Other()},
+                   tmp_path / 'extra.pth')
+        with pytest.raises(converter.ConversionError, match='trust-source'):
+            converter.read_checkpoint(str(tmp_path / 'extra.pth'))
+        torch.save({'meta': Other()}, tmp_path / 'no_tensors.pth')
+        with pytest.raises(converter.ConversionError,
+                           match="holding a dict; expected"):
+            converter.read_checkpoint(str(tmp_path / 'no_tensors.pth'))
+        assert described[2:] == ['extra.pth', 'no_tensors.pth']
+
+
 def test_a_training_checkpoint_converts_without_trust(released, tmp_path):
     """mmengine's training state (HistoryBuffer, numpy) is read safely."""
     from mmengine.logging import MessageHub
