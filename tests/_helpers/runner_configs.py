@@ -1,6 +1,7 @@
 """The shipped classification and segmentation configs shrunk to the
 synthetic sets (tiny images, one epoch / iteration, no checkpoint), for
 runners built in the test process."""
+import itertools
 import os.path as osp
 
 from mmengine.config import Config, ConfigDict
@@ -10,13 +11,16 @@ from mmfca.datasets import CLS_CLASSES, SEG_CLASSES
 from . import REPO
 
 
+_runners = itertools.count()
+
+
 def own_visualizer(cfg):
     """Give the runner of ``cfg`` its own visualizer. MMDetection's and
     MMSegmentation's configs name theirs 'visualizer', a process-wide
     instance: a second runner in the same process would get the first's,
     which writes into the first runner's work dir (gone once that test
-    passed)."""
-    cfg.visualizer.name = f'visualizer@{cfg.work_dir}'
+    passed; pytest reuses the folder name for the next test)."""
+    cfg.visualizer.name = f'visualizer#{next(_runners)}'
     return cfg
 
 

@@ -80,8 +80,9 @@ class FusedCPUTraining(torch.autograd.Function):
     """The FCA layer's forward and backward on the CPU, fused: the same
     squeeze, excitation and scale as
     :meth:`~mmfca.models.layers.MultiSpectralAttention.forward`, with the
-    squeeze and the attention's gradient summed a slice of channels at a
-    time (:func:`chunked_products_sum`) and a backward that writes the input
+    squeeze (taken by the layer in its ``'chunked'`` form and passed in)
+    and the attention's gradient summed a slice of channels at a time
+    (:func:`chunked_products_sum`), and a backward that writes the input
     gradient once: ``grad_out * att``, then the squeeze's part added in
     place. Autograd materialises each part and adds them.
 
@@ -94,11 +95,10 @@ class FusedCPUTraining(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, filters, w1, w2):
-        n, c, h, w = x.shape
-        groups = filters.shape[0]
-        y = chunked_products_sum(x.view(n, groups, c // groups, h, w),
-                                 filters[None], x.dtype).view(n, c)
+    def forward(ctx, x, filters, y, w1, w2):
+        """``x`` (N, C, H, W), its ``filters`` (G, 1, H, W) and squeeze ``y``
+        (N, C) taken without autograd (``'chunked'`` form), the FCs'
+        weights ``w1`` and ``w2``."""
         hidden = F.relu(F.linear(y, w1))
         att = torch.sigmoid(F.linear(hidden, w2))
         ctx.save_for_backward(x, filters, w1, w2, y, hidden, att)
@@ -123,8 +123,8 @@ class FusedCPUTraining(torch.autograd.Function):
         grad_z = torch.ops.aten.sigmoid_backward(grad_att, att)
         grad_hidden = torch.ops.aten.threshold_backward(
             grad_z @ w2, hidden, 0)
-        grad_w2 = grad_z.t() @ hidden if ctx.needs_input_grad[3] else None
-        grad_w1 = grad_hidden.t() @ y if ctx.needs_input_grad[2] else None
+        grad_w2 = grad_z.t() @ hidden if ctx.needs_input_grad[4] else None
+        grad_w1 = grad_hidden.t() @ y if ctx.needs_input_grad[3] else None
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_y = grad_hidden @ w1
@@ -132,7 +132,7 @@ class FusedCPUTraining(torch.autograd.Function):
             grad_x.view(n, groups, c // groups, h * w).addcmul_(
                 grad_y.view(n, groups, c // groups, 1),
                 filters.view(1, groups, 1, h * w))
-        return grad_x, None, grad_w1, grad_w2
+        return grad_x, None, None, grad_w1, grad_w2
 
 
 def function_transforms_active() -> bool:

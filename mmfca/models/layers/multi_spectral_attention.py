@@ -11,7 +11,8 @@ from mmengine.registry import MODELS
 from .cpu_specialisation import (FusedCPUTraining, cpu_specialised,
                                  function_transforms_active, hooked)
 from .dct import FreqSel
-from .dct_squeeze import MultiSpectralDCT, in_graph_capture
+from .dct_squeeze import (MultiSpectralDCT, in_graph_capture,
+                          multi_spectral_squeeze)
 
 
 @MODELS.register_module()
@@ -155,8 +156,11 @@ class MultiSpectralAttention(BaseModule):
         """:meth:`forward` as one autograd function (see
         :class:`FusedCPUTraining`)."""
         self.dct_layer.check_input(x)
-        return FusedCPUTraining.apply(x, self.dct_layer.filters(x),
-                                      self.fc[0].weight, self.fc[2].weight)
+        filters = self.dct_layer.filters(x)
+        with torch.no_grad():  # the 'chunked' squeeze; its gradient is fused
+            y = multi_spectral_squeeze(x, filters, 'chunked')
+        return FusedCPUTraining.apply(x, filters, y, self.fc[0].weight,
+                                      self.fc[2].weight)
 
 
 def _autocast_enabled_by_type(device_type: str) -> bool:

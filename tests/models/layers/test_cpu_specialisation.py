@@ -9,6 +9,7 @@ import torch.autograd.forward_ad as fwAD
 from mmfca.models import MultiSpectralAttention
 from mmfca.models.layers import cpu_specialisation, cpu_specialisations
 from mmfca.models.layers.cpu_specialisation import FusedCPUTraining
+from mmfca.models.layers.dct_squeeze import multi_spectral_squeeze
 
 
 def randomized(channels, dct=7, reduction=4, dtype=torch.float64):
@@ -31,7 +32,8 @@ def test_fused_function_gradcheck_input_and_both_fcs(channels, size):
     w1 = layer.fc[0].weight.detach().clone().requires_grad_()
     w2 = layer.fc[2].weight.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda x, w1, w2: FusedCPUTraining.apply(x, filters, w1, w2),
+        lambda x, w1, w2: FusedCPUTraining.apply(
+            x, filters, multi_spectral_squeeze(x.detach(), filters), w1, w2),
         (x, w1, w2), eps=1e-6, atol=1e-6)
 
 
