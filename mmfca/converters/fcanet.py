@@ -70,13 +70,14 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         return ConversionError(f'{path} is not a checkpoint: it is {what}; '
                                f'expected {EXPECTED}.')
 
+    if trust:  # without it, the loader describes the file and refuses
+        summary = describe_file(path)
+        if summary.kind != 'torch':
+            raise not_a_checkpoint(summary.what)
     try:
         if trust:
-            summary = describe_file(path)
-            if summary.kind != 'torch':
-                raise NotACheckpointError(path, summary.what)
             obj = torch.load(path, map_location='cpu', weights_only=False)
-        else:  # it describes the file, and says what it found on refusal
+        else:
             obj = load_weights_only(path, map_location='cpu')
     except NotACheckpointError as err:
         raise not_a_checkpoint(err.what) from None
