@@ -17,6 +17,20 @@ and grew with the number of sampled RoIs (a third of the iteration at 128
 RoIs per image). The matrix is dense, so it is used only while it is small
 (``max_matrix_elements``); larger maps, GPU tensors and the cases it does
 not cover (adaptive sampling, max pooling, ``aligned=False``) run mmcv's op.
+
+Graph capture (deployment): the matrix is built by Python code that
+depends on the boxes (which images have RoIs, how many, the size check),
+so a tracer would record the example's structure and the ONNX graph would
+compute something else for other boxes (the TorchScript exporter turned
+it into a graph that onnxruntime refuses at opset 11 and that runs, wrong,
+at opset 16). While a graph is captured
+(:func:`mmfca.utils.in_graph_capture`: ``torch.jit.trace``,
+``torch.onnx.export``, MMDeploy's ``torch2onnx``, ``torch.compile``,
+``torch.export``) the layer therefore runs mmcv's op, which the exporters
+know (mmcv's ONNX symbolic, MMDeploy's rewrite): the graph is the one
+:class:`SingleRoIExtractor` gives, for any boxes. (mmcv's own symbolic,
+met by a plain ``torch.onnx.export``, writes opset 10's ``RoiAlign`` and
+needs an ``opset_version`` below 13; MMDeploy brings its own.)
 """
 from typing import Tuple
 
@@ -25,6 +39,8 @@ from mmcv.ops import RoIAlign
 from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
 from mmdet.registry import MODELS
 from torch import Tensor
+
+from mmfca.utils.graph_capture import in_graph_capture
 
 
 def _axis_weights(start: Tensor, end: Tensor, bins: int, samples: int,
@@ -109,7 +125,10 @@ class MatmulRoIAlign(RoIAlign):
     float round-off); the matrix form is used for CPU tensors with
     ``aligned=True``, ``pool_mode='avg'`` and ``sampling_ratio > 0``, while
     one image's matrix has at most ``max_matrix_elements`` entries.
-    Anything else runs mmcv's op.
+    Anything else runs mmcv's op, and so does every call while a graph is
+    captured (:func:`~mmfca.utils.in_graph_capture`: tracing, ONNX export,
+    ``torch.compile``), whose graph must not freeze the example boxes'
+    structure.
 
     Args:
         output_size (int | tuple[int]): ``(ph, pw)`` bins per RoI.
@@ -133,8 +152,9 @@ class MatmulRoIAlign(RoIAlign):
         index, x1, y1, x2, y2) from ``input`` (``(N, C, H, W)``)."""
         n, c, h, w = input.shape
         ph, pw = self.output_size
-        if (input.is_cuda or not self.aligned or self.pool_mode != 'avg'
-                or self.sampling_ratio <= 0 or rois.numel() == 0):
+        if (in_graph_capture() or input.is_cuda or not self.aligned
+                or self.pool_mode != 'avg' or self.sampling_ratio <= 0
+                or rois.numel() == 0):
             return super().forward(input, rois)
         image_ids = rois[:, 0].long()
         per_image = torch.bincount(image_ids, minlength=n)
