@@ -9,8 +9,9 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from .fca_reference import release_squeeze
 
 TOP16_U = [0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2]
 TOP16_V = [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2]
@@ -35,8 +36,6 @@ class DCTLayer(nn.Module):
                         build_filter(tx, u, height) * build_filter(ty, v, width)
         self.register_buffer('weight', weight)
 
-    def forward(self, x):
-        return torch.sum(x * self.weight, dim=[2, 3])
 
 
 class ReleaseAttention(nn.Module):
@@ -54,11 +53,10 @@ class ReleaseAttention(nn.Module):
             nn.Linear(channel // reduction, channel, bias=False), nn.Sigmoid())
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        pooled = x
-        if (h, w) != (self.dct_size, self.dct_size):
-            pooled = F.adaptive_avg_pool2d(x, (self.dct_size, self.dct_size))
-        y = self.fc(self.dct_layer(pooled)).view(n, c, 1, 1)
+        # the release's pool-then-filter squeeze (fca_reference's, written
+        # once), then its excitation
+        n, c = x.shape[:2]
+        y = self.fc(release_squeeze(x, self.dct_layer.weight)).view(n, c, 1, 1)
         return x * y.expand_as(x)
 
 

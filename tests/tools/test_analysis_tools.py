@@ -11,7 +11,7 @@ from _helpers import load_tool, run, tool
 from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import make_synthetic_imagenet
 from mmfca.models import FcaNet, MultiSpectralAttention
-from mmfca.models.layers.dct import channel_dct_filters
+from mmfca.models.layers.dct import dct_filters
 
 plot_dct_basis = load_tool('analysis_tools/plot_dct_basis.py').plot_dct_basis
 
@@ -102,7 +102,7 @@ def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
                       weights_only=False, map_location='cpu')
     filt = ckpt['state_dict']['backbone.layer1.0.att.dct_layer.weight']
     torch.testing.assert_close(
-        filt, channel_dct_filters(64, 56, 56, [(8, 0)]).float())
+        filt, dct_filters(56, 56, [(8, 0)]).float().expand(64, 56, 56))
     # restart: finished cells are skipped
     again = run(args)
     assert again.stdout.count('done earlier; skipped') == 4

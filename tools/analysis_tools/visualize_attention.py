@@ -54,12 +54,9 @@ def capture(model, image, size):
     for name, module in model.backbone.named_modules():
         if isinstance(module, MultiSpectralAttention):
             rec = records[name] = dict(freqs=module.dct_layer.freqs)
-            handles += [
-                module.dct_layer.register_forward_hook(
-                    lambda m, i, o, rec=rec: rec.update(response=o[0])),
-                module.fc[3].register_forward_hook(  # the sigmoid
-                    lambda m, i, o, rec=rec: rec.update(att=o[0]))
-            ]
+            handles.append(module.dct_layer.register_forward_hook(
+                lambda m, i, o, rec=rec, att=module: rec.update(
+                    response=o[0], att=att.excite(o)[0])))
     with torch.no_grad():
         model.backbone(x)
     for handle in handles:

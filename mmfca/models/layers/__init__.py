@@ -1,9 +1,8 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 from .dct import (FREQ_METHODS, NORMALIZATIONS, adaptive_pool_matrix,
-                  channel_dct_filters, channel_groups, dct_basis, dct_filters,
-                  get_freq_indices, pooled_dct_filters, scale_freqs,
+                  channel_groups, dct_basis, dct_filters, fca_filters,
+                  fold_pooling, get_freq_indices, scale_freqs,
                   scale_freqs_to_input)
-from .cpu_specialisation import cpu_specialisations
 from .dct_squeeze import MultiSpectralDCT
 from .channel_attentions import CBAMChannelAttention, ECALayer
 from .multi_spectral_attention import MultiSpectralAttention
@@ -13,10 +12,9 @@ from .squeeze_switch import (DEFAULT_SQUEEZE, MultiSpectralChannelAttention,
 
 __all__ = [
     'FREQ_METHODS', 'NORMALIZATIONS', 'adaptive_pool_matrix',
-    'channel_dct_filters', 'channel_groups', 'dct_basis', 'dct_filters',
-    'get_freq_indices', 'pooled_dct_filters', 'scale_freqs',
-    'scale_freqs_to_input', 'MultiSpectralAttention',
-    'MultiSpectralDCT', 'CBAMChannelAttention', 'ECALayer', 'DEFAULT_SQUEEZE',
-    'MultiSpectralChannelAttention', 'MultiSpectralSELayer', 'build_squeeze',
-    'use_multi_spectral_squeeze', 'cpu_specialisations'
+    'channel_groups', 'dct_basis', 'dct_filters', 'fca_filters',
+    'fold_pooling', 'get_freq_indices', 'scale_freqs', 'scale_freqs_to_input',
+    'MultiSpectralAttention', 'MultiSpectralDCT', 'CBAMChannelAttention',
+    'ECALayer', 'DEFAULT_SQUEEZE', 'MultiSpectralChannelAttention',
+    'MultiSpectralSELayer', 'build_squeeze', 'use_multi_spectral_squeeze'
 ]

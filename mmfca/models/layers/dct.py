@@ -155,7 +155,7 @@ def dct_basis(freqs, length, dtype=torch.float64, device=None):
 
     ``B[f](i) = cos(pi * f * (i + 0.5) / L) / sqrt(L)``, times ``sqrt(2)``
     when ``f != 0``. Built from tensor ops only, so ``length`` may also be a
-    traced size (the squeeze's graph path).
+    traced size (a graph that serves every input size).
 
     Args:
         freqs (Sequence[int] | Tensor): Frequencies, ``0 <= f < length``.
@@ -174,22 +174,25 @@ def dct_basis(freqs, length, dtype=torch.float64, device=None):
     return basis * gain[:, None] / length**0.5
 
 
-def dct_filters(dct_h: int, dct_w: int,
-                freqs: Sequence[Tuple[int, int]]) -> torch.Tensor:
-    """One 2D DCT-II filter per frequency (already scaled to the filter).
+def dct_filters(dct_h, dct_w, freqs, dtype=torch.float64, device=None):
+    """One 2D DCT-II filter per frequency:
+    ``out[k, i, j] = B[u_k](i) * B[v_k](j)`` (:func:`dct_basis`).
 
     Args:
-        dct_h (int): Filter height.
-        dct_w (int): Filter width.
-        freqs (Sequence[tuple[int, int]]): ``(u, v)`` pairs in filter
-            coordinates (see :func:`scale_freqs`).
+        dct_h (int): Filter height (may be a traced size).
+        dct_w (int): Filter width (may be a traced size).
+        freqs (Sequence[tuple[int, int]] | Tensor): ``(u, v)`` pairs in
+            filter coordinates (see :func:`scale_freqs`), or a (K, 2)
+            integer tensor of them.
+        dtype (torch.dtype): Defaults to float64.
+        device (torch.device, optional): Defaults to None (CPU).
 
     Returns:
-        Tensor: float64, shape ``(len(freqs), dct_h, dct_w)``;
-        ``out[k, i, j] = B[u_k](i) * B[v_k](j)``.
+        Tensor: shape ``(len(freqs), dct_h, dct_w)``.
     """
-    rows = dct_basis([u for u, _ in freqs], dct_h)
-    cols = dct_basis([v for _, v in freqs], dct_w)
+    freqs = torch.as_tensor(freqs, device=device).view(-1, 2)
+    rows = dct_basis(freqs[:, 0], dct_h, dtype, device)
+    cols = dct_basis(freqs[:, 1], dct_w, dtype, device)
     return rows[:, :, None] * cols[:, None, :]
 
 
@@ -217,33 +220,13 @@ def channel_groups(channels: int, num_freqs: int) -> List[int]:
     return [base + (k < extra) for k in range(num_freqs)]
 
 
-def channel_dct_filters(channels: int, dct_h: int, dct_w: int,
-                        freqs: Sequence[Tuple[int, int]]) -> torch.Tensor:
-    """The per-channel filter bank of the release: channel group ``k`` (see
-    :func:`channel_groups`) gets frequency ``k``.
-
-    Args:
-        channels (int): Number of channels.
-        dct_h (int): Filter height.
-        dct_w (int): Filter width.
-        freqs (Sequence[tuple[int, int]]): Pairs in filter coordinates.
-
-    Returns:
-        Tensor: float64, shape ``(channels, dct_h, dct_w)``.
-    """
-    sizes = torch.tensor(channel_groups(channels, len(freqs)))
-    return dct_filters(dct_h, dct_w, freqs).repeat_interleave(sizes, dim=0)
-
-
-def adaptive_pool_matrix(in_size: int, out_size: int,
-                         dtype: torch.dtype = torch.float64,
+def adaptive_pool_matrix(in_size, out_size, dtype=torch.float64,
                          device=None) -> torch.Tensor:
     """The linear map of 1D adaptive average pooling.
 
     Bin ``a`` averages ``[floor(a * in / out), ceil((a + 1) * in / out))``,
     exactly as ``torch.nn.functional.adaptive_avg_pool2d`` does per axis.
-    Built from tensor ops only, so ``in_size`` may also be a traced size
-    (the squeeze's graph path).
+    Built from tensor ops only, so ``in_size`` may also be a traced size.
 
     Args:
         in_size (int): Input length.
@@ -262,6 +245,29 @@ def adaptive_pool_matrix(in_size: int, out_size: int,
     return mask.to(dtype) / (end - start)[:, None].to(dtype)
 
 
+def fold_pooling(filters: torch.Tensor, h, w) -> torch.Tensor:
+    """Filters for an ``h x w`` input that equal adaptive average pooling
+    to the filters' size followed by the filters:
+    ``sum_ij x[i, j] * out[k, i, j] = sum_ab pool(x)[a, b] * filters[k, a,
+    b]``, i.e. ``out[k] = P_h^T filters[k] P_w`` with the matrices of
+    :func:`adaptive_pool_matrix` (the identity when the sizes are equal).
+    Differentiable in ``filters``; ``h`` and ``w`` may be traced sizes.
+
+    Args:
+        filters (Tensor): (K, dct_h, dct_w).
+        h (int): Input height.
+        w (int): Input width.
+
+    Returns:
+        Tensor: (K, h, w), in ``filters``' dtype.
+    """
+    pool_h = adaptive_pool_matrix(h, filters.shape[1], filters.dtype,
+                                  filters.device)
+    pool_w = adaptive_pool_matrix(w, filters.shape[2], filters.dtype,
+                                  filters.device)
+    return pool_h.t() @ filters @ pool_w
+
+
 def normalization_gain(normalization: str, dct_h, dct_w):
     """What the orthonormal filters are multiplied by: 1 for ``'ortho'``,
     ``1 / sqrt(dct_h * dct_w)`` for ``'mean'``, which turns the (0, 0)
@@ -269,50 +275,55 @@ def normalization_gain(normalization: str, dct_h, dct_w):
     return 1.0 if normalization == 'ortho' else (dct_h * dct_w)**-0.5
 
 
-def pooled_dct_filters(grid_freqs: Sequence[Tuple[int, int]],
-                       dct_h: Optional[int],
-                       dct_w: Optional[int],
-                       h: int,
-                       w: int,
-                       normalization: str = 'ortho',
-                       dtype: torch.dtype = torch.float64,
-                       device=None) -> torch.Tensor:
-    """One filter per frequency for an ``h x w`` input, with FcaNet's
-    adaptive average pooling folded in.
+def fca_filters(grid_freqs: Sequence[Tuple[int, int]],
+                dct_size: Optional[Tuple[int, int]],
+                size: Tuple[int, int],
+                normalization: str = 'ortho',
+                group_sizes: Optional[Sequence[int]] = None,
+                dtype: torch.dtype = torch.float64,
+                device=None) -> torch.Tensor:
+    """FCA's filters for an ``h x w`` input: the one derivation behind the
+    stored filter bank, the squeeze's cached filters and the filters
+    computed inside a captured graph.
 
-    ``sum_ij x[i, j] * out[k, i, j]`` equals pooling ``x`` to ``dct_h x
-    dct_w`` and applying the DCT filter of grid frequency ``k`` (scaled by
-    :func:`scale_freqs`): ``out[k] = P_h^T B[u_k] B[v_k]^T P_w`` with the
-    pooling matrices ``P`` of :func:`adaptive_pool_matrix`. With ``dct_h =
-    dct_w = None`` the filter is the input's own DCT (no pooling,
-    frequencies scaled by :func:`scale_freqs_to_input`). Tensor ops only:
-    ``h`` and ``w`` may be traced sizes.
+    With ``dct_size = (dct_h, dct_w)`` (FcaNet's rule): the DCT filters of
+    the grid frequencies scaled by :func:`scale_freqs`, times
+    :func:`normalization_gain`, with the adaptive average pooling from
+    ``h x w`` to the filter size folded in (:func:`fold_pooling`; at the
+    filter's own size the filters themselves). With ``dct_size=None`` the
+    filter is the input's own DCT (no pooling, frequencies scaled by
+    :func:`scale_freqs_to_input`). Tensor ops only: ``h`` and ``w`` may be
+    traced sizes.
 
     Args:
         grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
-        dct_h (int, optional): Filter height, or None to follow the input.
-        dct_w (int, optional): Filter width, or None with ``dct_h``.
-        h (int): Input height.
-        w (int): Input width.
+        dct_size (tuple[int, int], optional): ``(dct_h, dct_w)``, or None to
+            follow the input.
+        size (tuple[int, int]): The input's ``(h, w)``.
         normalization (str): ``'ortho'`` or ``'mean'`` (see
             :func:`normalization_gain`). Defaults to ``'ortho'``.
+        group_sizes (Sequence[int], optional): Channel group sizes (see
+            :func:`channel_groups`): filter ``k`` repeated for each channel
+            of group ``k``. Defaults to None: one filter per frequency.
         dtype (torch.dtype): Defaults to float64.
         device (torch.device, optional): Defaults to None (CPU).
 
     Returns:
-        Tensor: shape ``(len(grid_freqs), h, w)``.
+        Tensor: ``(len(grid_freqs), h, w)``, or ``(sum(group_sizes), h,
+        w)``.
     """
-    if dct_h is None:
+    h, w = size
+    if dct_size is None:
         freqs = scale_freqs_to_input(torch.tensor(grid_freqs, device=device),
                                      h, w)
-        rows = dct_basis(freqs[:, 0], h, dtype, device)
-        cols = dct_basis(freqs[:, 1], w, dtype, device)
-        dct_h, dct_w = h, w
+        filters = dct_filters(h, w, freqs, dtype, device) * \
+            normalization_gain(normalization, h, w)
     else:
-        freqs = scale_freqs(grid_freqs, dct_h, dct_w)
-        rows = dct_basis([u for u, _ in freqs], dct_h, dtype, device) @ \
-            adaptive_pool_matrix(h, dct_h, dtype, device)
-        cols = dct_basis([v for _, v in freqs], dct_w, dtype, device) @ \
-            adaptive_pool_matrix(w, dct_w, dtype, device)
-    gain = normalization_gain(normalization, dct_h, dct_w)
-    return rows[:, :, None] * cols[:, None, :] * gain
+        freqs = scale_freqs(grid_freqs, *dct_size)
+        filters = fold_pooling(
+            dct_filters(*dct_size, freqs, dtype, device) *
+            normalization_gain(normalization, *dct_size), h, w)
+    if group_sizes is not None:
+        filters = filters.repeat_interleave(
+            torch.tensor(group_sizes, device=device), dim=0)
+    return filters

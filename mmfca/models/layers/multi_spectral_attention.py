@@ -8,11 +8,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .cpu_specialisation import (FusedCPUTraining, cpu_specialised,
-                                 function_transforms_active, hooked)
 from .dct import FreqSel
-from .dct_squeeze import (MultiSpectralDCT, in_graph_capture,
-                          multi_spectral_squeeze)
+from .dct_squeeze import MultiSpectralDCT
 
 
 @MODELS.register_module()
@@ -22,26 +19,21 @@ class MultiSpectralAttention(BaseModule):
 
     SE's global average pooling is the (0, 0) term of a 2D DCT; FCA splits
     the channels into one group per frequency and squeezes group ``k`` with
-    DCT frequency ``k``, then applies SE's excitation:
-    ``out = x * sigmoid(fc2(relu(fc1(squeeze(x)))))`` with bias-free FCs.
-    Works as an MMDetection ResNet plugin, e.g.
+    DCT frequency ``k`` (``dct_layer``, :class:`MultiSpectralDCT`), then
+    applies SE's excitation with bias-free FCs:
+    ``out = x * sigmoid(fc2(relu(fc1(squeeze(x)))))``. Works as an
+    MMDetection ResNet plugin, e.g.
     ``dict(cfg=dict(type='MultiSpectralAttention', dct_h=7, dct_w=7),
-    position='after_conv3')``; its modules are named ``att`` as in the
-    released checkpoints.
+    position='after_conv3')``; its modules are named ``att``, ``fc.0``,
+    ``fc.2`` and ``dct_layer`` as in the released checkpoints.
 
     Precision: the squeeze sums in float32 (float64 for float64 inputs) and
-    the excitation runs in the FCs' own dtype outside autocast, so under
-    AMP the tiny excitation is float32. In a model cast to float16 as a
-    whole, the squeeze (up to ``GAP * sqrt(H * W)``) and the gradients
-    through the excitation can exceed float16's range, so the excitation
-    then runs in float32 on float32 copies of the FC weights (see
-    :meth:`excite`); hooks on ``fc`` do not fire there. Hooks on
-    ``dct_layer`` and on ``fc`` fire on every other path.
-
-    CPU specialisation: training on float32/float64 NCHW CPU inputs runs
-    :class:`FusedCPUTraining`, the same computation with a cheaper backward
-    (see :meth:`fused_cpu_training`; skipped while any hook is registered
-    on ``dct_layer`` or ``fc``, so hooks see every call).
+    the excitation runs in that dtype outside autocast, on the FCs' weights
+    cast to it where they differ (float16 and bfloat16 models): the squeeze
+    (up to ``GAP * sqrt(H * W)``) and the gradients through the excitation
+    can exceed float16's range. The FCs are applied through their weights
+    (``F.linear``), so hooks on ``dct_layer`` fire and hooks on ``fc`` do
+    not; :meth:`excite` gives the attention of a squeeze.
 
     Args:
         in_channels (int): Number of input channels (the plugin builder
@@ -97,20 +89,10 @@ class MultiSpectralAttention(BaseModule):
             nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reweight the channels of ``x``.
-
-        Args:
-            x (Tensor): Feature map of shape (N, C, H, W), any H and W, any
-                memory format (the output keeps it).
-
-        Returns:
-            Tensor: ``x`` scaled per channel, same shape and dtype.
-        """
-        if self.fused_cpu_training(x):
-            return self.forward_fused_cpu(x)
-        y = self.dct_layer(x)  # multi-spectral squeeze: (N, C)
-        att = self.excite(y)
-        att = att.view(*att.shape, 1, 1)
+        """``x * excite(squeeze(x))``: ``x`` (N, C, H, W), any H and W, any
+        memory format; the output keeps ``x``'s shape, dtype and format."""
+        att = self.excite(self.dct_layer(x))
+        att = att.view(x.shape[0], self.in_channels, 1, 1)
         if att.dtype != x.dtype:
             att = att.to(x.dtype)
         if self.inplace and not torch.is_grad_enabled():
@@ -119,52 +101,15 @@ class MultiSpectralAttention(BaseModule):
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """SE's excitation ``sigmoid(fc2(relu(fc1(y))))`` of the squeeze
-        ``y`` (N, C), outside autocast, in the FCs' dtype; for float16 FCs
-        in float32 on float32 copies of their weights (the squeeze and the
-        gradients that flow through the excitation exceed float16's
-        range)."""
-        weight = self.fc[0].weight
-        if weight.dtype == torch.float16:
-            with autocast_off(y.device.type):
-                hidden = F.relu(F.linear(y, weight.float()))
-                return torch.sigmoid(
-                    F.linear(hidden, self.fc[2].weight.float()))
-        if y.dtype != weight.dtype:
-            y = y.to(weight.dtype)
-        if not autocast_enabled(y.device.type):
-            return self.fc(y)
-        with autocast_off(y.device.type):
-            return self.fc(y)
-
-    # --- the CPU specialisation of training (cpu_specialisation.py) -------
-
-    def fused_cpu_training(self, x: torch.Tensor) -> bool:
-        """Whether :meth:`forward` runs :class:`FusedCPUTraining`: autograd
-        on, a float32/float64 NCHW CPU input (:func:`cpu_specialised`), the
-        fixed DCT filter, FCs of the input's dtype, no autocast, no graph
-        capture, no ``torch.func`` transform or forward-mode AD, and no
-        hook on ``dct_layer``, ``fc`` or their children (so that hooks see
-        the same calls on every path)."""
-        return (torch.is_grad_enabled() and cpu_specialised(x)
-                and self.dct_layer.fixed_dct
-                and self.fc[0].weight.dtype == x.dtype
-                and not autocast_enabled('cpu') and not in_graph_capture()
-                and not function_transforms_active()
-                and not hooked(self.dct_layer, *self.fc.modules()))
-
-    def forward_fused_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` as one autograd function (see
-        :class:`FusedCPUTraining`)."""
-        self.dct_layer.check_input(x)
-        filters = self.dct_layer.filters(x)
-        with torch.no_grad():  # the 'chunked' squeeze; its gradient is fused
-            y = multi_spectral_squeeze(x, filters, 'chunked')
-        return FusedCPUTraining.apply(x, filters, y, self.fc[0].weight,
-                                      self.fc[2].weight)
-
-
-def _autocast_enabled_by_type(device_type: str) -> bool:
-    return torch.is_autocast_enabled(device_type)
+        ``y`` (N, C), in ``y``'s dtype and outside autocast."""
+        if autocast_enabled(y.device.type):  # AMP: the FCs in float32
+            with torch.autocast(y.device.type, enabled=False):
+                return self.excite(y)
+        fc1, _, fc2, _ = self.fc
+        w1, w2 = fc1.weight, fc2.weight
+        if w1.dtype != y.dtype:  # half models: float32 copies
+            w1, w2 = w1.to(y.dtype), w2.to(y.dtype)
+        return torch.sigmoid(F.linear(F.relu(F.linear(y, w1)), w2))
 
 
 def _autocast_enabled_before_2_4(device_type: str) -> bool:
@@ -173,20 +118,9 @@ def _autocast_enabled_before_2_4(device_type: str) -> bool:
     return torch.is_autocast_enabled()
 
 
-def _takes_device_type() -> bool:
-    try:
-        torch.is_autocast_enabled('cpu')
-    except TypeError:  # torch < 2.4
-        return False
-    return True
-
-
-#: Whether autocast is on for a device type (chosen once: torch.compile
-#: cannot trace a TypeError raised and caught at call time).
-autocast_enabled = (_autocast_enabled_by_type if _takes_device_type() else
+#: Whether autocast is on for a device type: ``torch.is_autocast_enabled``
+#: takes one from torch 2.4 (chosen once: torch.compile cannot trace a
+#: TypeError raised and caught at call time).
+autocast_enabled = (torch.is_autocast_enabled
+                    if hasattr(torch, 'get_autocast_dtype') else
                     _autocast_enabled_before_2_4)
-
-
-def autocast_off(device_type: str):
-    """A context that disables autocast for ``device_type``."""
-    return torch.autocast(device_type, enabled=False)

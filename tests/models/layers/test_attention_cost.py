@@ -5,6 +5,7 @@ same excitation on global average pooling."""
 import pytest
 import torch
 
+from _helpers.fca_reference import attention
 from mmfca.models import MultiSpectralAttention
 from mmfca.utils.op_counts import count_ops
 
@@ -16,11 +17,6 @@ FORMATS = {'NCHW': torch.contiguous_format,
            'channels_last': torch.channels_last}
 # computation's dtype: float32, or bfloat16 autocast
 DTYPES = {'fp32': None, 'bf16-autocast': torch.bfloat16}
-
-
-def se_forward(layer, x):
-    """SE: GAP, the same FCs, scale."""
-    return x * layer.fc(x.mean((2, 3)))[:, :, None, None]
 
 
 def count(fn, layer, x, train, autocast):
@@ -43,16 +39,11 @@ def count(fn, layer, x, train, autocast):
     return counted, result['out']
 
 
-#: full-size passes in float32 NCHW, pinned per path (see conftest.py):
-#: the plain path's squeeze is a product and a sum where SE's GAP is one
-#: reduction; the CPU specialisation's fused backward writes the input
-#: gradient once and ties SE (on the other inputs it does not apply)
-FP32_NCHW_PASSES = {
-    ('plain', True): ['mul', 'sum', 'mul', 'mul', 'mul', 'sum', 'mul', 'add'],
-    ('plain', False): ['mul', 'sum', 'mul'],
-    ('cpu-specialised', True): ['mul', 'sum', 'mul', 'mul', 'sum', 'mul',
-                                'addcmul_'],
-    ('cpu-specialised', False): ['mul', 'sum', 'mul'],
+#: full-size passes in float32, either format: the squeeze is a product and
+#: a sum where SE's GAP is one reduction
+FP32_PASSES = {
+    True: ['mul', 'sum', 'mul', 'mul', 'mul', 'sum', 'mul', 'add'],
+    False: ['mul', 'sum', 'mul'],
 }
 
 
@@ -61,17 +52,17 @@ FP32_NCHW_PASSES = {
 @pytest.mark.parametrize('fmt', sorted(FORMATS))
 @pytest.mark.parametrize('name,shape,dct', SHAPES)
 def test_kernels_and_full_size_passes_within_se_budget(
-        name, shape, dct, fmt, train, dtype, layer_path):
-    """At most SE's kernels + 3 and SE's full-size passes + 1 on each path;
-    in float32 at most +1 kernel (torch 2.14: +1; torch 2.1, whose GAP
-    backward takes one more kernel: 0) and the full-size passes pinned."""
+        name, shape, dct, fmt, train, dtype):
+    """At most SE's kernels + 3 and SE's full-size passes + 1; in float32
+    at most +1 kernel (torch 2.14: +1; torch 2.1, whose GAP backward takes
+    one more kernel: 0) and the full-size passes pinned."""
     torch.manual_seed(0)
     layer = MultiSpectralAttention(shape[1], dct, dct)
     x = torch.randn(shape).to(memory_format=FORMATS[fmt])
     if DTYPES[dtype] is not None:
         x = x.to(DTYPES[dtype])
     x.requires_grad_(train)
-    se, _ = count(lambda: se_forward(layer, x), layer, x, train,
+    se, _ = count(lambda: attention(layer, x, 'gap'), layer, x, train,
                   DTYPES[dtype])
     fca, out = count(lambda: layer(x), layer, x, train, DTYPES[dtype])
     assert len(fca.kernels) <= len(se.kernels) + 3, f'SE: {se}; FCA: {fca}'
@@ -79,33 +70,11 @@ def test_kernels_and_full_size_passes_within_se_budget(
         f'SE: {se}; FCA: {fca}'
     if dtype == 'fp32':
         assert len(fca.kernels) <= len(se.kernels) + 1, f'{se}; {fca}'
-        specialised = layer_path == 'cpu-specialised' and fmt == 'NCHW'
-        assert fca.full_size == FP32_NCHW_PASSES[
-            'cpu-specialised' if specialised else 'plain', train], str(fca)
+        assert fca.full_size == FP32_PASSES[train], str(fca)
     # no layout or dtype copy of the feature, and the input's format kept
     assert not {'copy_', 'clone', '_to_copy', 'contiguous'} & set(
         fca.full_size), str(fca)
     assert out.is_contiguous(memory_format=FORMATS[fmt])
-
-
-def test_large_map_squeezed_in_slices_on_the_cpu(monkeypatch):
-    """The CPU specialisation takes the squeeze's products a slice of the
-    channel groups at a time once they exceed CPU_TEMPORARY_BYTES (here
-    lowered to a quarter of the map): four slices, no full-size
-    temporary, the same numbers as one product."""
-    from mmfca.models.layers import cpu_specialisation
-    layer = MultiSpectralAttention(64, 7, 7)
-    x = torch.randn(2, 64, 14, 14)
-    monkeypatch.setattr(cpu_specialisation, 'CPU_TEMPORARY_BYTES',
-                        x.numel() * x.element_size() // 4)
-    with torch.no_grad():
-        counted, out = count(lambda: layer.dct_layer(x), layer, x, False,
-                             None)
-        with cpu_specialisation.cpu_specialisations(False):
-            plain = layer.dct_layer(x)
-    assert counted.kernels == ['mul', 'sum'] * 4 + ['cat'], str(counted)
-    assert counted.full_size == [], str(counted)
-    assert torch.equal(out, plain)
 
 
 def test_counter_sees_a_layout_copy():

@@ -6,21 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _helpers.fca_reference import attention, release_squeeze
 from mmfca.models import MultiSpectralAttention
-
-# every test runs on the CPU specialisations and on the plain path
-pytestmark = pytest.mark.usefixtures('layer_path')
-
-
-def straightforward(layer, x):
-    """The release's computation in the input's dtype: pool to the filter
-    size if needed, multiply by the filter bank, sum, FC, scale."""
-    dct = layer.dct_layer
-    pooled = x
-    if x.shape[-2:] != (dct.dct_h, dct.dct_w):
-        pooled = F.adaptive_avg_pool2d(x, (dct.dct_h, dct.dct_w))
-    y = (pooled * dct.weight.to(x.dtype)).sum((2, 3))
-    return x * layer.fc(y)[:, :, None, None]
 
 
 def rel(a, b):
@@ -38,28 +25,29 @@ def test_equals_straightforward_formula_float32(dct, size):
     layer = MultiSpectralAttention(64, dct, dct, 4, 'top16')
     x = torch.randn(2, 64, *size)
     out = layer(x)
-    assert rel(out, straightforward(layer, x)) < 1e-6
+    assert rel(out, attention(layer, x, 'release')) < 1e-6
     # the squeeze alone, which is where the fast path differs
-    pooled = F.adaptive_avg_pool2d(x, dct)
     assert rel(layer.dct_layer(x),
-               (pooled * layer.dct_layer.weight).sum((2, 3))) < 1e-6
+               release_squeeze(x, layer.dct_layer.weight)) < 1e-6
 
 
-def test_filters_cached_per_size_and_shared_between_layers(monkeypatch):
-    from collections import OrderedDict
-
-    from mmfca.models.layers import dct_squeeze as msa
-    monkeypatch.setattr(msa, '_filter_cache', OrderedDict())
-    monkeypatch.setattr(msa, 'FILTER_CACHE_SIZE', 3)
+def test_filters_cached_per_size_and_shared_between_layers():
+    """One filter computation per (frequencies, filter size, input size,
+    dtype, device), shared by layers of any width with equal groups."""
+    from mmfca.models.layers.dct_squeeze import cached_filters
+    cached_filters.cache_clear()
     a = MultiSpectralAttention(32, 7, 7, 4)
     b = MultiSpectralAttention(64, 7, 7, 4)  # same filters, other width
     a(torch.randn(1, 32, 9, 9))
     b(torch.randn(1, 64, 9, 9))
+    assert cached_filters.cache_info()[:2] == (1, 1)  # hits, misses
     a(torch.randn(1, 32, 10, 9))
-    assert len(msa._filter_cache) == 2
-    for size in (11, 12, 13):
-        a(torch.randn(1, 32, size, 9))
-    assert len(msa._filter_cache) == 3  # least recently used dropped
+    a(torch.randn(1, 32, 10, 9).double())
+    assert cached_filters.cache_info()[:2] == (1, 3)
+    uneven = MultiSpectralAttention(40, 7, 7, 4)  # per-channel filters
+    uneven(torch.randn(1, 40, 9, 9))
+    assert cached_filters.cache_info()[:2] == (1, 4)
+    assert cached_filters.cache_info().maxsize > 0
 
 
 @pytest.mark.parametrize('size', [(7, 7), (5, 9), (11, 8)])
@@ -79,7 +67,7 @@ def test_gradients_equal_straightforward_formula():
     ours = (x.grad.clone(), layer.fc[0].weight.grad.clone())
     x.grad = None
     layer.zero_grad()
-    (straightforward(layer, x) * g).sum().backward()
+    (attention(layer, x, 'release') * g).sum().backward()
     assert rel(ours[0], x.grad) < 1e-5
     assert rel(ours[1], layer.fc[0].weight.grad) < 1e-5
 
@@ -160,7 +148,7 @@ def test_fp16_range_is_respected():
                                atol=0)
     out = layer(x)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
-    ref = straightforward(layer.double(), x.double())
+    ref = attention(layer.double(), x.double(), 'release')
     assert rel(out.double(), ref) < 1e-2
 
 

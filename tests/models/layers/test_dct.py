@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from scipy.fft import dctn
 
 from mmfca.models.layers.dct import (FREQ_METHODS, adaptive_pool_matrix,
-                                     channel_dct_filters, dct_filters,
+                                     channel_groups, dct_filters,
+                                     fca_filters, fold_pooling,
                                      get_freq_indices, scale_freqs)
 
 
@@ -71,12 +72,24 @@ def test_scaling_to_filter_size():
 
 
 def test_channel_group_k_gets_frequency_k():
-    freqs = scale_freqs(get_freq_indices('top4'), 14, 14)
-    bank = channel_dct_filters(12, 14, 14, freqs)
+    grid = get_freq_indices('top4')
+    bank = fca_filters(grid, (14, 14), (14, 14),
+                       group_sizes=channel_groups(12, 4))
     assert bank.shape == (12, 14, 14)
-    unique = dct_filters(14, 14, freqs)
+    unique = dct_filters(14, 14, scale_freqs(grid, 14, 14))
     for c in range(12):
         torch.testing.assert_close(bank[c], unique[c // 3])
+
+
+@pytest.mark.parametrize('h,w', [(7, 7), (14, 9), (5, 30), (1, 1)])
+def test_folded_pooling_equals_pool_then_filter(h, w):
+    """Filters with the pooling folded in give, on the input, what the
+    pooled input gives with the filters (FcaNet's pool-then-filter)."""
+    filters = torch.randn(3, 7, 7, dtype=torch.float64)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64)
+    pooled = F.adaptive_avg_pool2d(x, 7)
+    torch.testing.assert_close((x * fold_pooling(filters, h, w)).sum((2, 3)),
+                               (pooled * filters).sum((2, 3)))
 
 
 @pytest.mark.parametrize('n_in,n_out', [(7, 7), (16, 7), (20, 7), (5, 7),

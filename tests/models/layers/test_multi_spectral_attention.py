@@ -4,10 +4,6 @@ import torch
 from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 
-# every test runs on the CPU specialisations and on the plain path
-pytestmark = pytest.mark.usefixtures('layer_path')
-
-
 def randomized(layer):
     torch.manual_seed(0)
     for fc in (layer.fc[0], layer.fc[2]):
@@ -177,68 +173,69 @@ def test_even_split_is_the_releases():
 
 
 @pytest.mark.parametrize('grad', [False, True])
-def test_hooks_on_squeeze_and_excitation_fire(grad):
-    """The module path runs with and without autograd: hooks on
-    ``dct_layer`` and ``fc`` see the squeeze and the attention."""
+def test_hooks_on_the_squeeze_fire_and_excite_gives_the_attention(grad):
+    """With and without autograd, a hook on ``dct_layer`` sees the squeeze,
+    and :meth:`excite` of that squeeze is the attention the output was
+    scaled by (the FCs are applied through their weights, so analysis
+    tools take the attention from there, not from hooks on ``fc``)."""
     layer = MultiSpectralAttention(32, 7, 7, 4)
     seen = {}
     layer.dct_layer.register_forward_hook(
         lambda m, i, o: seen.__setitem__('squeeze', o))
-    layer.fc.register_forward_hook(lambda m, i, o: seen.__setitem__('att', o))
     x = torch.randn(2, 32, 9, 11, requires_grad=grad)
     with torch.set_grad_enabled(grad):
         out = layer(x)
     assert seen['squeeze'].shape == (2, 32)
-    torch.testing.assert_close(out, x * seen['att'][:, :, None, None])
-    torch.testing.assert_close(seen['att'],
-                               layer.fc(layer.dct_layer(x.detach())))
+    att = layer.excite(seen['squeeze'])
+    torch.testing.assert_close(out, x * att[:, :, None, None])
+    torch.testing.assert_close(att, layer.fc(layer.dct_layer(x.detach())))
 
 
 def test_autocast_squeeze_and_excitation_run_in_float32():
-    """Under autocast the squeeze sums in float32 and the FCs (float32
-    weights) see float32: no per-sample renormalisation is needed."""
+    """Under autocast the squeeze sums in float32 and the excitation runs
+    in float32 on the float32 weights: the attention equals the float32
+    one without autocast, to float32 rounding, not bf16's."""
     layer = MultiSpectralAttention(32, 7, 7, 4)
-    dtypes = {}
-    layer.fc[0].register_forward_hook(
-        lambda m, i, o: dtypes.update(fc_in=i[0].dtype, fc_out=o.dtype))
     x = torch.randn(2, 32, 14, 14).bfloat16()
+    seen = {}
+    layer.dct_layer.register_forward_hook(
+        lambda m, i, o: seen.__setitem__('squeeze', o))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = layer(x)
-    assert dtypes == dict(fc_in=torch.float32, fc_out=torch.float32)
+        att = layer.excite(seen['squeeze'])
+    assert seen['squeeze'].dtype == att.dtype == torch.float32
+    torch.testing.assert_close(att, layer.excite(seen['squeeze']),
+                               rtol=1e-6, atol=1e-7)
     assert out.dtype == torch.bfloat16
 
 
-def test_cpu_training_is_fused_only_where_nothing_would_miss_it(layer_path):
-    """The fused CPU training function runs for float32/float64 NCHW CPU
-    inputs with autograd, and not where a hook on ``dct_layer`` or ``fc``
-    would miss its call, nor for inputs it does not cover."""
-    layer = MultiSpectralAttention(32, 7, 7, 4)
-    x = torch.randn(2, 32, 9, 11, requires_grad=True)
-    assert layer.fused_cpu_training(x) == (layer_path == 'cpu-specialised')
-    assert not layer.fused_cpu_training(x.double())  # float32 FCs
-    for module in (layer.dct_layer, layer.fc, layer.fc[2]):
-        handle = module.register_forward_hook(lambda *args: None)
-        assert not layer.fused_cpu_training(x)
-        handle.remove()
-    assert not layer.fused_cpu_training(
-        x.contiguous(memory_format=torch.channels_last))
-    assert not layer.fused_cpu_training(x.bfloat16())
-    with torch.no_grad():
-        assert not layer.fused_cpu_training(x)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        assert not layer.fused_cpu_training(x)
+@pytest.mark.parametrize('model_dtype', [torch.float16, torch.bfloat16])
+def test_half_model_excites_in_float32(model_dtype):
+    """A model cast to float16/bfloat16 as a whole: the excitation runs in
+    float32 on float32 copies of the FC weights, whose gradients reach the
+    half-precision weights."""
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 7, 7, 4).to(model_dtype)
+    y = torch.randn(2, 32) * 100
+    att = layer.excite(y)
+    assert att.dtype == torch.float32
+    w1, w2 = (layer.fc[i].weight.float() for i in (0, 2))
+    torch.testing.assert_close(att, torch.sigmoid(torch.relu(y @ w1.t()) @
+                                                  w2.t()))
+    att.sum().backward()
+    assert layer.fc[0].weight.grad.dtype == model_dtype
 
 
-def test_double_backward_on_the_plain_path():
-    """Gradient penalties need a double backward: the plain path has it;
-    the fused CPU function says how to get it."""
-    from mmfca.models.layers import cpu_specialisations
+def test_double_backward():
+    """Gradient penalties and meta-learning differentiate the gradient:
+    float64 gradgradcheck through the squeeze, the excitation and the
+    scale, also through the low-precision sum's backward."""
+    torch.manual_seed(0)
     layer = MultiSpectralAttention(16, 7, 7, 4).double()
-    x = torch.randn(2, 16, 7, 7, dtype=torch.float64, requires_grad=True)
-    with cpu_specialisations(False):
-        assert torch.autograd.gradgradcheck(layer, (x, ))
-    with cpu_specialisations(True):
-        out = layer(x)
-    with pytest.raises(RuntimeError, match=r'no double backward.*'
-                       r'cpu_specialisations\(False\)'):
-        torch.autograd.grad(out.sum(), x, create_graph=True)
+    x = torch.randn(2, 16, 9, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(layer, (x, ))
+    from mmfca.models.layers.dct_squeeze import _LowPrecisionSum
+    prod = torch.randn(2, 4, 2, 3, 3, dtype=torch.float64,
+                       requires_grad=True)
+    assert torch.autograd.gradgradcheck(
+        lambda p: _LowPrecisionSum.apply(p, torch.float64), (prod, ))

@@ -183,7 +183,7 @@ def test_seresnet_switch_keeps_names_params_flops_and_dc_output():
     squeezes = [m.se_layer.global_avgpool for m in multi.modules()
                 if hasattr(m, 'se_layer')]
     assert len(squeezes) == 16
-    assert all(isinstance(s, MultiSpectralDCT) and s.follows_input
+    assert all(isinstance(s, MultiSpectralDCT) and s.dct_size is None
                and s.normalization == 'mean'
                and s.grid_freqs == tuple(get_freq_indices('top16'))
                for s in squeezes)
