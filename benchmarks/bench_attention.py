@@ -5,8 +5,8 @@ inference), for
 * SE: global average pooling + the same bias-free FCs + scale;
 * release-style FCA: multiply a full-size copy by the filter bank, then
   sum (and, at other sizes, an adaptively pooled copy first);
-* mmfca's MultiSpectralAttention (on the CPU also on its plain path,
-  without the CPU specialisations);
+  (both from tests/_helpers/fca_reference.py)
+* mmfca's MultiSpectralAttention;
 
 at the four ImageNet stage shapes and stages 1 and 4 of an 800x1216
 detection input, in float32 and under bf16/fp16 autocast, NCHW and
@@ -20,12 +20,11 @@ Run: python benchmarks/bench_attention.py [--repeats N] [--counts-only]
 import argparse
 
 import torch
-import torch.nn.functional as F
 
+from timing import DEVICE, header, interleaved_medians, table  # noqa: I100
+from _helpers.fca_reference import attention  # noqa: I100
 from mmfca.models import MultiSpectralAttention
-from mmfca.models.layers import cpu_specialisations
 from mmfca.utils.op_counts import count_ops
-from timing import DEVICE, header, interleaved_medians, table
 
 # (name, shape, dct size); batch 32 at ImageNet, 2 at detection sizes
 SHAPES = [
@@ -40,44 +39,9 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 FORMATS = {'nchw': torch.contiguous_format, 'cl': torch.channels_last}
 
 
-def se_attention(layer, x):
-    """SE: GAP, then the layer's FCs."""
-    return layer.fc(x.mean((2, 3)))[:, :, None, None]
-
-
-def release_attention(layer, x):
-    """The release's layer: pool a copy to the filter size, multiply by the
-    C x H x W filter bank, sum, then the FCs."""
-    dct = layer.dct_layer
-    pooled = x
-    if x.shape[-2:] != (dct.dct_h, dct.dct_w):
-        pooled = F.adaptive_avg_pool2d(x, (dct.dct_h, dct.dct_w))
-    return layer.fc(torch.sum(pooled * dct.weight, dim=[2, 3]))[:, :, None,
-                                                                None]
-
-
-def se_forward(layer, x):
-    return x * se_attention(layer, x)
-
-
-def release_forward(layer, x):
-    return x * release_attention(layer, x)
-
-
-def mmfca_plain(layer, x):
-    """mmfca's layer on the formula's plain path (its CPU specialisations
-    off; on CUDA the plain path is the only one)."""
-    with cpu_specialisations(False):
-        return layer(x)
-
-
-# (a column for a squeeze by one batched matmul of every channel with every
-# group's filter was measured on CUDA on 2026-11-26 and dropped: no faster
-# than mmfca's; see RESULTS.md)
-IMPLS = {'SE': se_forward, 'release': release_forward,
+IMPLS = {'SE': lambda layer, x: attention(layer, x, 'gap'),
+         'release': lambda layer, x: attention(layer, x, 'release'),
          'mmfca': lambda layer, x: layer(x)}
-if DEVICE.type == 'cpu':  # the CPU specialisations against the plain path
-    IMPLS['mmfca plain'] = mmfca_plain
 
 
 def make_call(impl, layer, x, grad, autocast, train):

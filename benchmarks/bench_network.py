@@ -22,30 +22,28 @@ import types
 import torch
 
 import mmfca  # noqa: F401
-from bench_attention import DTYPES, FORMATS, release_attention, se_attention
+from bench_attention import DTYPES, FORMATS
+from timing import DEVICE, header, interleaved_medians, table  # noqa: I100
+from _helpers.fca_reference import channel_weights  # noqa: I100
 from mmfca.models import MultiSpectralAttention
-from mmfca.models.layers import cpu_specialisations
-from timing import DEVICE, header, interleaved_medians, table
 
-# on the CPU also mmfca's layer on its plain path (CPU specialisations off)
-VARIANTS = ('SE', 'release', 'mmfca') + (
-    ('mmfca plain', ) if DEVICE.type == 'cpu' else ())
+VARIANTS = ('SE', 'release', 'mmfca')
 
 
 def set_attention(model, variant):
     """Make every FCA layer of ``model`` run as ``variant``. During
     inference every variant scales in place, as FcaNet's blocks do."""
-    attention = {'SE': se_attention, 'release': release_attention}.get(variant)
-    # 'mmfca' and 'mmfca plain': the class's own forward
+    squeeze = {'SE': 'gap', 'release': 'release'}.get(variant)
+    # 'mmfca': the class's own forward
     for m in model.modules():
         if not isinstance(m, MultiSpectralAttention):
             continue
         m.__dict__.pop('forward', None)  # back to the class's own
-        if attention is None:
+        if squeeze is None:
             continue
 
-        def forward(self, x, attention=attention):
-            att = attention(self, x).to(x.dtype)
+        def forward(self, x, squeeze=squeeze):
+            att = channel_weights(self, x, squeeze).to(x.dtype)
             return x * att if torch.is_grad_enabled() else x.mul_(att)
 
         m.forward = types.MethodType(forward, m)
@@ -114,8 +112,7 @@ def bench(title, model, x, args, passes):
 def variant_step(model, variant, step):
     """``step()`` with ``model``'s attention running as ``variant``."""
     set_attention(model, variant)
-    with cpu_specialisations(variant != 'mmfca plain'):
-        step()
+    step()
 
 
 def main():

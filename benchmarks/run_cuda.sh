@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA checks of DEVELOPERS.md in one command, on a GPU machine whose
 # Python has the OpenMMLab stack (e.g. after .whl/device_run.sh, see
-# DEVELOPERS.md): the layer tests (CUDA-marked ones included), then the
-# kernel profile of the layer (profile_attention.py), the layer and network
+# DEVELOPERS.md): the layer tests (CUDA-marked ones included), the host
+# cost per call (bench_host_cost.py), then the kernel profile of the layer (profile_attention.py), the layer and network
 # benchmarks in float32 and bf16/fp16 autocast, NCHW and channels_last.
 # Each result is written to $OUT (default: ./cuda-results) as soon as it
 # exists, so a run cut short still leaves what it finished.
@@ -37,6 +37,8 @@ stamp() { echo "[run_cuda] $* after $(( $(date +%s) - start )) s"; }
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 "$PY" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" > "$OUT/tests.txt" 2>&1
 echo "tests rc=$?" >> "$OUT/tests.txt"; tail -n 3 "$OUT/tests.txt"; stamp tests
+(cd benchmarks && "$PY" bench_host_cost.py --repeats 7) > "$OUT/bench_host_cost.md" 2>&1
+stamp host cost
 (cd benchmarks && "$PY" profile_attention.py "${prof[@]}") > "$OUT/profile_attention.md" 2>&1
 stamp layer profile
 if [ ${#layer[@]} -gt 0 ]; then

@@ -1,0 +1,122 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""The FCA layer's host cost per call, the device-free proxy of what a GPU
+pays at detection batch sizes (where the GPU waits while Python and the
+dispatcher issue the layer's kernels): microseconds per call at shapes
+where the arithmetic is negligible, one thread, for SE, the release-style
+layer and mmfca's layer (SE and the release from
+tests/_helpers/fca_reference.py), inference and forward + backward, at a
+filter-sized map and at one pooled to the filter.
+
+Target (issue 26): mmfca <= 1.05x SE, never above the release-style layer.
+
+Run: python benchmarks/bench_host_cost.py [--calls 300] [--repeats 15]
+     [--breakdown]
+"""
+import argparse
+import functools
+import timeit
+
+import torch
+
+from timing import header, interleaved_medians, table  # noqa: I100
+from _helpers.fca_reference import attention  # noqa: I100
+from mmfca.models import MultiSpectralAttention
+from mmfca.models.layers.dct_squeeze import cached_filters
+
+# (name, input shape, DCT filter side)
+SHAPES = [('filter-sized', (2, 64, 7, 7), 7),
+          ('pooled to 7x7', (2, 64, 14, 14), 7)]
+IMPLS = {'SE': functools.partial(attention, squeeze='gap'),
+         'release': functools.partial(attention, squeeze='release'),
+         'mmfca': lambda layer, x: layer(x)}
+
+
+def calls(impl, layer, x, grad, train, number):
+    """``number`` calls of ``impl``, with a backward each when training."""
+
+    def run():
+        with torch.set_grad_enabled(train):
+            for _ in range(number):
+                out = impl(layer, x)
+                if train:
+                    out.backward(grad)
+
+    return run
+
+
+def breakdown(layer, x, number):
+    """Microseconds of each step of mmfca's inference call, timed alone
+    (they overlap in the call: an estimate of where the time goes)."""
+    dct = layer.dct_layer
+    n, c, h, w = x.shape
+    filters = dct.filters(x)
+    y = dct(x)
+    att = layer.excite(y).view(n, c, 1, 1)
+    steps = {
+        'module call of dct_layer (hooks check)': lambda: dct.forward,
+        'check_input': lambda: dct.check_input(x),
+        'filters (graph check + cache lookup)': lambda: dct.filters(x),
+        'lru_cache lookup alone': lambda: cached_filters(
+            dct._filter_spec, h, w, x.dtype, x.device),
+        'view + mul (products)': lambda: x.view(n, 16, c // 16, h, w) *
+        filters,
+        'sum in float32 + view': lambda: (x.view(n, 16, c // 16, h, w) *
+                                          filters).sum(
+                                              (3, 4),
+                                              dtype=torch.float32).view(n, c),
+        'excite (2 linear, relu, sigmoid)': lambda: layer.excite(y),
+        'view + scale': lambda: x * att.view(n, c, 1, 1),
+        'SE: x.mean((2, 3))': lambda: x.mean((2, 3)),
+        'SE: fc (Sequential, 4 modules)': lambda: layer.fc(y),
+        'SE: [:, :, None, None] + scale': lambda: x * att[:, :, 0, 0][:, :,
+                                                                      None,
+                                                                      None],
+    }
+    with torch.no_grad():
+        return [[name, f'{timeit.timeit(fn, number=number) / number * 1e6:.2f}']
+                for name, fn in steps.items()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--calls', type=int, default=300)
+    parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--breakdown', action='store_true')
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for name, shape, dct in SHAPES:
+        torch.manual_seed(0)
+        layer = MultiSpectralAttention(shape[1], dct, dct)
+        x = torch.randn(shape, requires_grad=True)
+        grad = torch.randn(shape)
+        for train in (False, True):
+            fns = {k: calls(f, layer, x, grad, train, args.calls)
+                   for k, f in IMPLS.items()}
+            times = {k: t / args.calls * 1e6 for k, t in
+                     interleaved_medians(fns, args.repeats).items()}
+            rows.append([
+                name, 'x'.join(map(str, shape)),
+                'fwd+bwd' if train else 'infer',
+                *(f'{t:.1f}' for t in times.values()),
+                f'{times["mmfca"] / times["SE"]:.2f}',
+                f'{times["mmfca"] / times["release"]:.2f}'
+            ])
+            print(rows[-1], flush=True)
+    print()
+    print(header('FCA layer host cost per call (us), one thread'))
+    print(table(['map', 'N x C x H x W', 'pass', 'SE', 'release', 'mmfca',
+                 'mmfca/SE', 'mmfca/release'], rows))
+    print(f'\nmedians of {args.repeats} interleaved repeats of {args.calls} '
+          'calls each.')
+    if args.breakdown:
+        x = torch.randn(SHAPES[1][1])
+        layer = MultiSpectralAttention(x.shape[1], 7, 7)
+        print()
+        print(header('Steps of one inference call (us, each timed alone), '
+                     f'{"x".join(map(str, x.shape))}'))
+        print(table(['step', 'us'], breakdown(layer, x, args.calls * 10)))
+
+
+if __name__ == '__main__':
+    main()
