@@ -112,31 +112,14 @@ def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
             for u, v in freqs]
 
 
-def scale_freqs_to_input(freqs, h, w):
-    """Scale 7x7-grid frequencies to an ``h x w`` map in proportion:
-    ``(u * h // 7, v * w // 7)``, the same relative frequency at any size.
-
-    This is the rule of a squeeze whose filter follows the input's size
-    (``dct_h=None``). On multiples of 7 it equals :func:`scale_freqs` (56x56
-    maps get FcaNet's stage-1 frequencies); below 7 distinct grid
-    frequencies may meet, but none silently becomes (0, 0) unless ``u < 7 /
-    h``.
-
-    Args:
-        freqs (Sequence[tuple[int, int]] | Tensor): Pairs on the 7x7 grid,
-            or a (G, 2) integer tensor of them (with traced sizes ``h``,
-            ``w`` while a graph is captured).
-        h (int): Map height (>= 1).
-        w (int): Map width (>= 1).
-
-    Returns:
-        list[tuple[int, int]] | Tensor: Pairs with ``0 <= u < h``,
-        ``0 <= v < w``, as a list for a list input, else a (G, 2) tensor.
-    """
-    if isinstance(freqs, torch.Tensor):
-        return torch.stack([freqs[:, 0] * h // FREQ_GRID,
-                            freqs[:, 1] * w // FREQ_GRID], 1)
-    return [(u * h // FREQ_GRID, v * w // FREQ_GRID) for u, v in freqs]
+def scale_freqs_to_input(freqs: torch.Tensor, h, w) -> torch.Tensor:
+    """Scale 7x7-grid frequencies, a (G, 2) integer tensor, to an ``h x w``
+    map in proportion: ``(u * h // 7, v * w // 7)``, the rule of a filter
+    that follows the input's size (``dct_h=None``). On multiples of 7 it
+    is :func:`scale_freqs` (56x56 maps get FcaNet's stage-1 frequencies);
+    below 7 grid frequencies may meet. ``h`` and ``w`` may be traced."""
+    return torch.stack([freqs[:, 0] * h // FREQ_GRID,
+                        freqs[:, 1] * w // FREQ_GRID], 1)
 
 
 def check_filter_size(dct_h: int, dct_w: int) -> None:
@@ -151,21 +134,10 @@ def check_filter_size(dct_h: int, dct_w: int) -> None:
 
 
 def dct_basis(freqs, length, dtype=torch.float64, device=None):
-    """Orthonormal 1D DCT-II basis vectors, one row per frequency.
-
+    """Orthonormal 1D DCT-II basis, one row per frequency ``f``:
     ``B[f](i) = cos(pi * f * (i + 0.5) / L) / sqrt(L)``, times ``sqrt(2)``
-    when ``f != 0``. Built from tensor ops only, so ``length`` may also be a
-    traced size (a graph that serves every input size).
-
-    Args:
-        freqs (Sequence[int] | Tensor): Frequencies, ``0 <= f < length``.
-        length (int): Signal length ``L``.
-        dtype (torch.dtype): Defaults to float64.
-        device (torch.device, optional): Defaults to None (CPU).
-
-    Returns:
-        Tensor: shape ``(len(freqs), length)``.
-    """
+    when ``f != 0``; shape ``(len(freqs), length)``. Tensor ops only, so
+    ``length`` may be a traced size (one graph for every input size)."""
     freqs = torch.as_tensor(freqs, device=device).to(dtype)
     pos = torch.arange(length, device=device).to(dtype) + 0.5
     basis = torch.cos(math.pi * freqs[:, None] * pos[None] / length)
@@ -175,20 +147,9 @@ def dct_basis(freqs, length, dtype=torch.float64, device=None):
 
 
 def dct_filters(dct_h, dct_w, freqs, dtype=torch.float64, device=None):
-    """One 2D DCT-II filter per frequency:
-    ``out[k, i, j] = B[u_k](i) * B[v_k](j)`` (:func:`dct_basis`).
-
-    Args:
-        dct_h (int): Filter height (may be a traced size).
-        dct_w (int): Filter width (may be a traced size).
-        freqs (Sequence[tuple[int, int]] | Tensor): ``(u, v)`` pairs in
-            filter coordinates (see :func:`scale_freqs`), or a (K, 2)
-            integer tensor of them.
-        dtype (torch.dtype): Defaults to float64.
-        device (torch.device, optional): Defaults to None (CPU).
-
-    Returns:
-        Tensor: shape ``(len(freqs), dct_h, dct_w)``.
+    """One 2D DCT-II filter per ``(u, v)`` pair (filter coordinates, see
+    :func:`scale_freqs`; a list or a (K, 2) tensor):
+    ``out[k, i, j] = B[u_k](i) * B[v_k](j)``, shape ``(K, dct_h, dct_w)``.
     """
     freqs = torch.as_tensor(freqs, device=device).view(-1, 2)
     rows = dct_basis(freqs[:, 0], dct_h, dtype, device)
@@ -197,21 +158,11 @@ def dct_filters(dct_h, dct_w, freqs, dtype=torch.float64, device=None):
 
 
 def channel_groups(channels: int, num_freqs: int) -> List[int]:
-    """Sizes of the consecutive channel groups, one per frequency.
-
+    """Sizes of the consecutive channel groups, one per frequency:
     ``channels // num_freqs`` each, as in the release; when that does not
-    divide, the first ``channels % num_freqs`` groups take one channel more
-    (``numpy.array_split``'s rule), so every channel count a GAP module
-    accepts works. With fewer channels than frequencies, the first
-    ``channels`` frequencies get one channel each and the rest none.
-
-    Args:
-        channels (int): Number of channels (>= 1).
-        num_freqs (int): Number of frequencies.
-
-    Returns:
-        list[int]: ``num_freqs`` sizes summing to ``channels``.
-    """
+    divide, the first ``channels % num_freqs`` groups take one more
+    (``numpy.array_split``'s rule), so every channel count works (with
+    fewer channels than frequencies, the last groups are empty)."""
     if isinstance(channels, bool) or not isinstance(channels, int) \
             or channels < 1:
         raise ValueError(f'in_channels={channels!r} is not allowed; it must '
@@ -222,21 +173,9 @@ def channel_groups(channels: int, num_freqs: int) -> List[int]:
 
 def adaptive_pool_matrix(in_size, out_size, dtype=torch.float64,
                          device=None) -> torch.Tensor:
-    """The linear map of 1D adaptive average pooling.
-
-    Bin ``a`` averages ``[floor(a * in / out), ceil((a + 1) * in / out))``,
-    exactly as ``torch.nn.functional.adaptive_avg_pool2d`` does per axis.
-    Built from tensor ops only, so ``in_size`` may also be a traced size.
-
-    Args:
-        in_size (int): Input length.
-        out_size (int): Output length.
-        dtype (torch.dtype): Defaults to float64.
-        device (torch.device, optional): Defaults to None (CPU).
-
-    Returns:
-        Tensor: shape ``(out_size, in_size)``.
-    """
+    """The (out_size, in_size) matrix of 1D adaptive average pooling: bin
+    ``a`` averages ``[floor(a * in / out), ceil((a + 1) * in / out))``, as
+    ``F.adaptive_avg_pool2d`` does per axis. ``in_size`` may be traced."""
     a = torch.arange(out_size, device=device)
     i = torch.arange(in_size, device=device)
     start = (a * in_size) // out_size
@@ -246,21 +185,12 @@ def adaptive_pool_matrix(in_size, out_size, dtype=torch.float64,
 
 
 def fold_pooling(filters: torch.Tensor, h, w) -> torch.Tensor:
-    """Filters for an ``h x w`` input that equal adaptive average pooling
-    to the filters' size followed by the filters:
-    ``sum_ij x[i, j] * out[k, i, j] = sum_ab pool(x)[a, b] * filters[k, a,
-    b]``, i.e. ``out[k] = P_h^T filters[k] P_w`` with the matrices of
-    :func:`adaptive_pool_matrix` (the identity when the sizes are equal).
-    Differentiable in ``filters``; ``h`` and ``w`` may be traced sizes.
-
-    Args:
-        filters (Tensor): (K, dct_h, dct_w).
-        h (int): Input height.
-        w (int): Input width.
-
-    Returns:
-        Tensor: (K, h, w), in ``filters``' dtype.
-    """
+    """(K, dct_h, dct_w) filters as (K, h, w) filters of an ``h x w`` input
+    with the adaptive average pooling to ``dct_h x dct_w`` folded in:
+    ``out[k] = P_h^T filters[k] P_w`` (:func:`adaptive_pool_matrix`; the
+    identity at equal sizes), so ``sum(x * out[k]) = sum(pool(x) *
+    filters[k])``. Differentiable in ``filters``; ``h``, ``w`` may be
+    traced."""
     pool_h = adaptive_pool_matrix(h, filters.shape[1], filters.dtype,
                                   filters.device)
     pool_w = adaptive_pool_matrix(w, filters.shape[2], filters.dtype,
@@ -282,29 +212,23 @@ def fca_filters(grid_freqs: Sequence[Tuple[int, int]],
                 group_sizes: Optional[Sequence[int]] = None,
                 dtype: torch.dtype = torch.float64,
                 device=None) -> torch.Tensor:
-    """FCA's filters for an ``h x w`` input: the one derivation behind the
-    stored filter bank, the squeeze's cached filters and the filters
-    computed inside a captured graph.
-
-    With ``dct_size = (dct_h, dct_w)`` (FcaNet's rule): the DCT filters of
-    the grid frequencies scaled by :func:`scale_freqs`, times
-    :func:`normalization_gain`, with the adaptive average pooling from
-    ``h x w`` to the filter size folded in (:func:`fold_pooling`; at the
-    filter's own size the filters themselves). With ``dct_size=None`` the
-    filter is the input's own DCT (no pooling, frequencies scaled by
-    :func:`scale_freqs_to_input`). Tensor ops only: ``h`` and ``w`` may be
-    traced sizes.
+    """FCA's filters for an ``h x w`` input, the one derivation behind the
+    stored filter bank, the squeeze's cached filters and those computed in
+    a captured graph (tensor ops only: ``h``, ``w`` may be traced).
 
     Args:
         grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
-        dct_size (tuple[int, int], optional): ``(dct_h, dct_w)``, or None to
-            follow the input.
+        dct_size (tuple[int, int], optional): ``(dct_h, dct_w)``: the DCT
+            of the frequencies scaled by :func:`scale_freqs`, with the
+            pooling from ``h x w`` folded in (:func:`fold_pooling`). None:
+            the input's own DCT, frequencies scaled by
+            :func:`scale_freqs_to_input`.
         size (tuple[int, int]): The input's ``(h, w)``.
         normalization (str): ``'ortho'`` or ``'mean'`` (see
             :func:`normalization_gain`). Defaults to ``'ortho'``.
-        group_sizes (Sequence[int], optional): Channel group sizes (see
-            :func:`channel_groups`): filter ``k`` repeated for each channel
-            of group ``k``. Defaults to None: one filter per frequency.
+        group_sizes (Sequence[int], optional): Filter ``k`` repeated for
+            each channel of group ``k`` (see :func:`channel_groups`).
+            Defaults to None: one filter per frequency.
         dtype (torch.dtype): Defaults to float64.
         device (torch.device, optional): Defaults to None (CPU).
 
