@@ -34,7 +34,8 @@ ops that fit this interpreter's torch, and the checks that prove the stack.
 * ``mmfca-from ROOT``: exit 0 when mmfca is installed from the checkout
   ``ROOT`` (without importing it: a stale or missing editable install is
   not masked by the checkout on the path);
-* ``prove-stack``: import the whole stack and run its ops once;
+* ``prove-stack``: import the whole stack and run its ops once, and
+  import MMDeploy's export and ONNX Runtime APIs (:func:`verify_deploy`);
 * ``proven``: exit 0 when the stamp that ``prove-stack --stack NAME``
   wrote into the environment matches the stack as it is now. A stamp
   records a hash of the set-up scripts, mmfca's packaging files, the
@@ -61,6 +62,8 @@ import time
 import zipfile
 
 MMCV_VERSION = '2.1.0'
+#: Installed without its declared dependencies (tools/setup_env.sh).
+MMDEPLOY_VERSION = '1.3.1'
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: The first CUDA whose PyPI packages put nvcc, headers and runtime under
 #: one root that can serve as CUDA_HOME.
@@ -708,6 +711,24 @@ def verify_mmcv():
         assert keep.tolist() == [0, 2], (device, keep)
 
 
+def verify_deploy():
+    """mmdeploy 1.3.1 imports its export and ONNX Runtime APIs here (with
+    the onnx, onnxruntime and protobuf of the stack, not the older ones it
+    declares). Returns the versions, for the summary line."""
+    from importlib.metadata import version
+
+    import mmdeploy
+    import onnx
+    import onnxruntime
+    from mmdeploy.apis import torch2onnx  # noqa: F401
+    from mmdeploy.apis.utils import build_task_processor  # noqa: F401
+    from mmdeploy.backend.onnxruntime import ORTWrapper  # noqa: F401
+    assert mmdeploy.__version__ == MMDEPLOY_VERSION, mmdeploy.__version__
+    protobuf = version('protobuf')
+    return (f'mmdeploy {mmdeploy.__version__}, onnx {onnx.__version__}, '
+            f'onnxruntime {onnxruntime.__version__}, protobuf {protobuf}')
+
+
 def mmfca_location():
     """Where ``import mmfca`` would load from (a real path), without
     importing it; None when it is not installed."""
@@ -753,7 +774,8 @@ def prove_stack(root):
         log(f'mmcv CUDA ops OK on {torch.cuda.get_device_name(0)}')
     return (f'torch {torch.__version__}, mmcv {mmcv.__version__} (ops), '
             f'mmdet {mmdet.__version__}, mmpretrain {mmpretrain.__version__},'
-            f' mmseg {mmseg.__version__}, mmfca {mmfca.__version__}')
+            f' mmseg {mmseg.__version__}, mmfca {mmfca.__version__}, '
+            + verify_deploy())
 
 
 # --------------------------------------------------------------- the stamp

@@ -11,7 +11,8 @@
 #                            interpreter python3.8 (pyenv's if not on PATH;
 #                            python3 when there is no 3.8)
 # Both get mmcv 2.1.0 with ops, mmdet 3.3.0, mmpretrain 1.2.0,
-# mmsegmentation 1.2.2 and mmfca (editable). tools/setup_env.py decides how
+# mmsegmentation 1.2.2, mmfca (editable), onnx, onnxruntime and mmdeploy
+# 1.3.1 (without the pins it declares, which would move onnx and protobuf). tools/setup_env.py decides how
 # mmcv is obtained (a wheel cached by an earlier build, MMFCA_WHEELS_DIR,
 # OpenMMLab's prebuilt wheels where they exist for this torch, else a
 # source build that shows its progress and is cached in
@@ -65,6 +66,7 @@ case "$STACK" in
 esac
 PY="$VENV/bin/python"
 MMCV_VERSION=2.1.0
+MMDEPLOY_VERSION=1.3.1
 # the numpy pin rides on every install line (torch 2.1's ABI needs numpy<2);
 # setuptools<81 too: mmcv 2.1.0's setup.py imports pkg_resources, and torch
 # pulls a newer setuptools
@@ -113,10 +115,29 @@ if ! have mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 pycocotools ftfy 
         pycocotools ftfy regex "mmcv==$MMCV_VERSION"
 fi
 
-# mmfca from this checkout, editable
-if ! have pytest hypothesis matplotlib onnx onnxruntime || ! helper mmfca-from "$ROOT" 2>/dev/null; then
+# mmfca from this checkout, editable (the tests extra brings onnx,
+# onnxruntime and aenum, which MMDeploy imports)
+if ! have pytest hypothesis matplotlib onnx onnxruntime aenum || ! helper mmfca-from "$ROOT" 2>/dev/null; then
     log "installing mmfca (editable) with its test and seg extras"
     "${PIP[@]}" --no-build-isolation -e "${ROOT}[tests,seg]"
+fi
+
+# MMDeploy (tools/deployment/deploy.py) without its declared dependencies:
+# mmdeploy 1.3.1 pins protobuf<=3.20.2, and pip would downgrade the stack's
+# protobuf and onnx to meet it. What it imports is installed above (onnx,
+# onnxruntime, aenum; prettytable comes with mmsegmentation); the proof
+# below exports nothing but imports its export and ONNX Runtime APIs.
+if ! have "mmdeploy==$MMDEPLOY_VERSION"; then
+    log "installing mmdeploy $MMDEPLOY_VERSION (without its declared pins, which would downgrade onnx and protobuf)"
+    "$PY" -m pip install --no-input --no-deps "mmdeploy==$MMDEPLOY_VERSION"
+fi
+
+# the stack's own versions, after everything above
+if ! moved=$(helper have "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
+        "mmcv==$MMCV_VERSION" mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 \
+        "mmengine>=0.10" "mmengine<0.11" "${PINS[@]}" 2>&1); then
+    echo "[setup] an install moved the stack's versions: $moved" >&2
+    exit 1
 fi
 
 log "proving the stack"

@@ -512,6 +512,34 @@ def test_verify_mmcv_runs_the_real_ops_here():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_verify_deploy_imports_mmdeploy_with_the_stacks_onnx():
+    """mmdeploy 1.3.1's export and ONNX Runtime APIs import here, beside
+    the onnx and protobuf of the stack: its declared pin (protobuf <=
+    3.20.2) was not followed."""
+    pytest.importorskip('mmdeploy', reason='set up by tools/setup_env.sh')
+    from importlib.metadata import version
+
+    import onnx
+    import onnxruntime
+    assert se.verify_deploy() == (
+        f'mmdeploy 1.3.1, onnx {onnx.__version__}, onnxruntime '
+        f'{onnxruntime.__version__}, protobuf {version("protobuf")}')
+    assert se.release(version('protobuf')) > (3, 20, 2)
+
+
+def test_the_shell_half_installs_the_mmdeploy_the_proof_expects():
+    """Without its declared dependencies, at the version verify_deploy
+    requires; the stack's own versions are checked after every install."""
+    with open(osp.join(REPO, 'tools', 'setup_env.sh')) as f:
+        script = f.read()
+    assert f'MMDEPLOY_VERSION={se.MMDEPLOY_VERSION}\n' in script
+    assert ('pip install --no-input --no-deps "mmdeploy==$MMDEPLOY_VERSION"'
+            in script)
+    after = script[script.index('--no-deps "mmdeploy=='):]
+    assert 'an install moved the stack\'s versions' in after
+    assert after.index('moved') < after.index('prove-stack')
+
+
 def test_mmfca_from_tells_this_checkout_from_another(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     assert helper('mmfca-from', REPO, env=env, isolated=False,
