@@ -9,8 +9,8 @@
 3. draw a few val images four times their size into PNG files, the ground
    truth beside the predictions, each label above its box;
 4. print a summary: the mAPs, where the checkpoint, the overlays and the
-   full log are, the time, and the commands that evaluate, export and
-   look inside the checkpoint (they need no extra flag).
+   full log are, the time, and the commands that evaluate, export, deploy
+   and look inside the checkpoint (they need no extra flag).
 
 The console shows training progress and the evaluation; the deprecation
 warnings of the libraries underneath (nothing a user can act on) are left
@@ -231,9 +231,10 @@ def shown(path):
 
 def next_commands(ckpt, data_root, image, work_dir):
     """The commands that use the demo's checkpoint, as ``(what, argv)``:
-    evaluate (tools/test.py), export (export_onnx.py) and visualise
-    (visualize_attention.py). None needs a trust flag: the checkpoint's
-    training state loads through mmfca's safe loader."""
+    evaluate (tools/test.py), export the features (export_onnx.py), deploy
+    the whole detector (deploy.py) and visualise (visualize_attention.py).
+    None needs a trust flag: the checkpoint's training state loads through
+    mmfca's safe loader."""
     def tool(name):
         return shown(osp.join(ROOT, 'tools', name))
 
@@ -252,6 +253,10 @@ def next_commands(ckpt, data_root, image, work_dir):
          [python, tool('deployment/export_onnx.py'), config, ckpt, '--part',
           'features', '--shape', *map(str, EXPORT_SHAPE), '--out',
           osp.join(work_dir, 'fcanet18_features.onnx')]),
+        ('deploy the whole detector to ONNX Runtime (MMDeploy); its mAP '
+         'beside PyTorch\'s',
+         [python, tool('deployment/deploy.py'), config, ckpt, '--work-dir',
+          osp.join(work_dir, 'deploy'), '--eval'] + data),
         ('plot what the FCA layers attend to in a val image',
          [python, tool('analysis_tools/visualize_attention.py'), config,
           ckpt, shown(image), '--out', osp.join(work_dir, 'attention.png')]),

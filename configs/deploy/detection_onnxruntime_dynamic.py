@@ -16,9 +16,9 @@
 #   MMDetection keeps every box of each level's nms_pre before NMS;
 #   max_output_boxes_per_class 1000 (MMDeploy: 200), as many as the RPN's
 #   max_per_img proposals: MMDetection caps detections per image only (the
-#   R-CNN's max_per_img, which MMDeploy takes), never per class. What remains different: MMDeploy
-#   runs one NMS over the proposals of all FPN levels, MMDetection one per
-#   level (docs/deployment.md);
+#   R-CNN's max_per_img, which MMDeploy takes), never per class. What
+#   remains different: MMDeploy runs one NMS over the proposals of all FPN
+#   levels, MMDetection one per level (docs/deployment.md);
 # - optimize=False: MMDeploy's graph optimiser is a compiled extension the
 #   pip wheel does not include (it would only warn).
 onnx_config = dict(

@@ -1,8 +1,8 @@
 """tools/demo.py end to end on a tiny set: a readable console (progress,
 evaluation, summary; no library deprecation walls), overlays of the ground
 truth beside the predictions, and the printed next commands (evaluate,
-export, visualise) working on the demo's checkpoint as printed. One demo
-run serves every test of this module."""
+export, deploy, visualise) working on the demo's checkpoint as printed.
+One demo run serves every test of this module."""
 import glob
 import json
 import os.path as osp
@@ -101,13 +101,14 @@ def test_demo_prints_progress_and_a_summary(demo_run):
     assert 'seed: 3' in open(log).read() or 'seed=3' in open(log).read()
     # the next commands name the checkpoint and no trust flag
     nexts = out[out.index('[demo] next'):]
-    for script in ('tools/test.py', 'export_onnx.py',
+    for script in ('tools/test.py', 'export_onnx.py', 'deploy.py',
                    'visualize_attention.py'):
         argv = next_command(out, script)
         assert demo_run['ckpt'] in argv
-        assert '--work-dir' not in argv
+        # deploy.py's --work-dir is its output folder, not a trust flag
+        assert ('--work-dir' in argv) == (script == 'deploy.py')
         assert not any('work_dir=' in a or 'trusted' in a for a in argv)
-    assert nexts.count('\n  # ') == 3
+    assert nexts.count('\n  # ') == 4
 
 
 @pytest.mark.slow
@@ -227,6 +228,32 @@ def test_printed_export_command_matches_pytorch_with_the_weights(demo_run):
 
 
 @pytest.mark.slow
+def test_printed_deploy_command_gives_onnx_map_beside_pytorchs(demo_run):
+    """The whole detector to ONNX Runtime, as printed: PyTorch's mAPs are
+    the demo's evaluation, ONNX Runtime's within 0.01 of them."""
+    pytest.importorskip('mmdeploy', reason='set up by tools/setup_env.sh')
+    argv = next_command(demo_run['out'], 'deploy.py')
+    proc = run(argv)
+    assert warning_lines(proc.stdout) == []
+    work_dir = argv[argv.index('--work-dir') + 1]
+    with open(osp.join(work_dir, 'deploy_check.json')) as f:
+        report = json.load(f)
+    assert report['export']['domains'] == ['']  # standard ONNX only
+    evaluated = coco_metrics(next(
+        line for line in demo_run['out'].splitlines()
+        if 'Epoch(val)' in line and 'coco/' in line))
+    onnx, pytorch = (report['eval'][k] for k in ('onnxruntime', 'pytorch'))
+    assert {k[len('coco/'):]: v for k, v in pytorch.items()
+            if k.startswith('coco/')} == evaluated
+    assert evaluated['bbox_mAP'] > 0  # the one-epoch detector finds some
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert abs(onnx[key] - pytorch[key]) <= 0.01, (key, onnx, pytorch)
+    summary = proc.stdout[proc.stdout.index('[deploy] summary'):]
+    assert (f'segm_mAP     ONNX Runtime {onnx["coco/segm_mAP"]:.3f}   '
+            f'PyTorch {pytorch["coco/segm_mAP"]:.3f}') in summary
+
+
+@pytest.mark.slow
 def test_printed_visualise_command_plots_every_stage(demo_run):
     argv = next_command(demo_run['out'], 'visualize_attention.py')
     proc = run(argv)
@@ -251,6 +278,8 @@ def test_next_commands_of_a_default_run_are_short(monkeypatch):
         ['tools/deployment/export_onnx.py', config, ckpt, '--part',
          'features', '--shape', '128', '128', '--out',
          'work_dirs/demo/run_1/fcanet18_features.onnx'],
+        ['tools/deployment/deploy.py', config, ckpt, '--work-dir',
+         'work_dirs/demo/run_1/deploy', '--eval'],
         ['tools/analysis_tools/visualize_attention.py', config, ckpt,
          'data/synthetic_coco_demo/val2017/000000000001.jpg', '--out',
          'work_dirs/demo/run_1/attention.png']]
