@@ -99,8 +99,8 @@ def load_model(cfg, checkpoint: str) -> torch.nn.Module:
     (strict; ``'none'``: the config's initialisation), ready for
     :func:`mmdet.apis.inference_detector`. The checkpoint loads by mmfca's
     trust rule (:func:`mmfca.utils.mark_trusted`: fully unpickled only
-    inside ``cfg.work_dir``; elsewhere tensors, plain data and mmengine's
-    training state).
+    inside ``cfg.work_dir``, where the config has one; elsewhere tensors,
+    plain data and mmengine's training state).
 
     Raises:
         DeployError: If the checkpoint cannot be read or does not fit.
@@ -123,7 +123,8 @@ def load_model(cfg, checkpoint: str) -> torch.nn.Module:
         model.init_weights()
         meta = {}
     else:
-        trusted = mark_trusted(checkpoint, cfg.work_dir)
+        work_dir = cfg.get('work_dir')
+        trusted = mark_trusted(checkpoint, work_dir) if work_dir else None
         try:
             meta = load_checkpoint(model, trusted or checkpoint,
                                    map_location='cpu', strict=True,
