@@ -269,6 +269,10 @@ def test_bad_inputs_are_refused_with_one_line_each(tmp_path):
         'image /no/such.jpg not found': [DEMO_CONFIG, ckpt, '--img',
                                         '/no/such.jpg'],
         'Config file /no/such.py does not exist': ['/no/such.py', ckpt],
+        "the config's test set cannot be read ([Errno 2] No such file or "
+        "directory: '/no/data/annotations/instances_val2017.json'); pass "
+        "--img IMAGE": [DEMO_CONFIG, ckpt, '--cfg-options',
+                        'test_dataloader.dataset.data_root=/no/data/'],
     }
     for message, argv in cases.items():
         error = error_of(argv + ['--work-dir', work])

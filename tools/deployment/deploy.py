@@ -21,6 +21,7 @@ kept unless --force.
 """
 import argparse
 import contextlib
+import io
 import json
 import os
 import os.path as osp
@@ -189,8 +190,8 @@ def main(argv=None):
 
 def check_inputs(args):
     """Everything that needs no model: the model config, the deploy
-    config, the files named. Returns ``(cfg, kind, deploy path,
-    deploy_cfg)``."""
+    config, the files named, the test set where it is needed. Returns
+    ``(cfg, kind, deploy path, deploy_cfg, test images or None)``."""
     from mmfca.utils import load_config
     mmdeploy_ort.require_mmdeploy()
     try:
@@ -216,11 +217,18 @@ def check_inputs(args):
                           f'it or --work-dir for another folder')
     if args.img and not osp.isfile(args.img):
         raise DeployError(f'image {args.img} not found')
-    return cfg, kind, deploy_path, deploy_cfg
+    images = None
+    if args.eval or not args.img:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools'
+            images = test_images(cfg)
+        if not images:
+            raise DeployError('the config\'s test set is empty; pass --img '
+                              'IMAGE')
+    return cfg, kind, deploy_path, deploy_cfg, images
 
 
 def run(args):
-    cfg, kind, deploy_path, deploy_cfg = check_inputs(args)
+    cfg, kind, deploy_path, deploy_cfg, images = check_inputs(args)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = osp.join(args.work_dir, 'deploy.log')
     with open(log_path, 'w') as log:
@@ -230,7 +238,7 @@ def run(args):
         with contextlib.redirect_stdout(console), \
                 contextlib.redirect_stderr(console), loggers_to(console):
             report, lines = deploy(args, cfg, deploy_path, deploy_cfg,
-                                   console)
+                                   images, console)
     with open(osp.join(args.work_dir, 'deploy_check.json'), 'w') as f:
         json.dump(report, f, indent=1, default=float)
     print('\n[deploy] summary')
@@ -239,13 +247,10 @@ def run(args):
     return report
 
 
-def deploy(args, cfg, deploy_path, deploy_cfg, console):
+def deploy(args, cfg, deploy_path, deploy_cfg, images, console):
     """Export, compare and (``--eval``) evaluate; the report and the
     summary's lines."""
     from mmfca.utils import mark_trusted
-    images = test_images(cfg) if args.eval or not args.img else None
-    if not (args.img or images):
-        raise DeployError('the config\'s test set is empty; pass --img IMAGE')
     img = args.img or images[0]
     # read and checked in full before MMDeploy loads it (MMDeploy would
     # take a checkpoint of another model with a warning)
