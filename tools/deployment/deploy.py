@@ -153,6 +153,13 @@ class Console:
         self.log.flush()
         self.console.flush()
 
+    def isatty(self):  # progress bars draw lines, not a terminal's redraws
+        return False
+
+    @property
+    def encoding(self):
+        return self.log.encoding
+
     def say(self, line):
         self.log.write(f'[deploy] {line}\n')
         self.console.write(f'[deploy] {line}\n')
