@@ -186,15 +186,18 @@ def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
     partial = osp.join(work_dir, '.partial')
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
-    # copies: export2SDK rewrites the test pipeline it describes in place
-    with _quiet_export(), mmdeploy_export_shims() as shims:
-        torch2onnx(img, partial, ONNX_FILE, copy.deepcopy(deploy_cfg),
-                   copy.deepcopy(model_cfg), checkpoint, 'cpu')
-    export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg), partial,
-               pth=checkpoint or '', device='cpu')
-    for name in SDK_FILES + (ONNX_FILE, ):
-        os.replace(osp.join(partial, name), osp.join(work_dir, name))
-    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        # copies: export2SDK rewrites the test pipeline it describes in
+        # place
+        with _quiet_export(), mmdeploy_export_shims() as shims:
+            torch2onnx(img, partial, ONNX_FILE, copy.deepcopy(deploy_cfg),
+                       copy.deepcopy(model_cfg), checkpoint, 'cpu')
+        export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg),
+                   partial, pth=checkpoint or '', device='cpu')
+        for name in SDK_FILES + (ONNX_FILE, ):
+            os.replace(osp.join(partial, name), osp.join(work_dir, name))
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     path = osp.join(work_dir, ONNX_FILE)
     nodes = onnx.load(path).graph.node
     return dict(onnx=path, shims=shims,

@@ -312,6 +312,30 @@ def test_unreadable_or_foreign_checkpoints_are_one_line(tmp_path):
     assert '\n' not in error and len(error) < 500
 
 
+def test_a_model_mmdeploy_cannot_export_is_one_line(tmp_path, capsys):
+    """Soft-NMS in the R-CNN's test_cfg: MMDeploy has no ONNX form of it
+    and raises mid-export. One line on the console, the traceback in the
+    log, no graph and no partial files left."""
+    ckpt = saved_weights(tmp_path / 'weights.pth')
+    img = osp.join(REPO, 'docs/images/dct_basis_top16.png')
+    work = tmp_path / 'out'
+    error = error_of([DEMO_CONFIG, ckpt, '--img', img, '--work-dir',
+                      str(work), '--cfg-options',
+                      'model.test_cfg.rcnn.nms.type=soft_nms'])
+    assert error == (
+        f'deploy.py: error: MMDeploy could not export {DEMO_CONFIG} '
+        f'(NotImplementedError: Unsupported nms type: soft_nms.); the '
+        f'traceback is in {work}/deploy.log')
+    log = (work / 'deploy.log').read_text()
+    assert 'Traceback' in log and 'mmdeploy/mmcv/ops/nms.py' in log
+    assert sorted(p.name for p in work.iterdir()) == ['deploy.log']
+    # the console: the steps only (the error line is SystemExit's)
+    out = capsys.readouterr()
+    assert 'Traceback' not in out.out + out.err
+    assert [line[:18] for line in out.out.splitlines()] == [
+        '[deploy] instance-', '[deploy] exporting']
+
+
 def test_bad_opset_names_the_allowed_ones(capsys):
     with pytest.raises(SystemExit) as exc:
         deploy.main([DEMO_CONFIG, 'x.pth', '--work-dir', 'w', '--opset', '9'])

@@ -27,6 +27,7 @@ import os
 import os.path as osp
 import re
 import sys
+import traceback
 
 from mmengine.config import Config, DictAction
 
@@ -265,9 +266,18 @@ def deploy(args, cfg, deploy_path, deploy_cfg, images, console):
     console.say(f'exporting with MMDeploy\'s torch2onnx ({deploy_path}, '
                 f'opset {deploy_cfg.onnx_config.opset_version})')
     trusted = mark_trusted(args.checkpoint, cfg.work_dir)
-    exported = mmdeploy_ort.export(cfg, deploy_cfg,
-                                   trusted or args.checkpoint, img,
-                                   args.work_dir)
+    try:
+        exported = mmdeploy_ort.export(cfg, deploy_cfg,
+                                       trusted or args.checkpoint, img,
+                                       args.work_dir)
+    except Exception as err:  # MMDeploy's or the exporter's: a model or
+        # an operator it cannot take; the traceback goes into deploy.log
+        console.log.write(traceback.format_exc())
+        raise DeployError(
+            f'MMDeploy could not export {args.config} '
+            f'({type(err).__name__}: {mmdeploy_ort.one_line(err, 200)}); '
+            f'the traceback is in '
+            f'{osp.join(args.work_dir, "deploy.log")}') from err
     console.say(f'ONNX Runtime and PyTorch on {img}')
     task, backend = mmdeploy_ort.build_backend(cfg, deploy_cfg,
                                                exported['onnx'])
