@@ -73,9 +73,10 @@ def exportable(model: nn.Module, part: str) -> nn.Module:
     if part == 'tensor' and hasattr(model, 'rpn_head'):
         raise ValueError(
             f'{type(model).__name__} is a two-stage detector: its tensor '
-            f'forward needs image metas and runs NMS on the proposals, which '
-            f'ONNX cannot take without custom ops (MMDeploy adds them). '
-            f'Export part="features" (backbone + neck) instead.')
+            f'forward needs image metas and runs NMS on the proposals. '
+            f'Deploy the whole detector with tools/deployment/deploy.py '
+            f'(MMDeploy, standard ONNX operators), or export '
+            f'part="features" (backbone + neck).')
     return _Part(model, part).eval()
 
 

@@ -5,10 +5,10 @@ check the graph with onnxruntime against PyTorch at several input sizes.
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT \\
         [--part backbone|features|tensor] [--shape H W] [--out FILE]
 
-``--part features`` exports a detector's backbone + neck (MMDeploy's route
-for two-stage detectors adds the heads with its custom NMS ops);
-``--part tensor`` the whole tensor forward of single-stage detectors and
-classifiers. The FCA layers need no custom operator. The checkpoint loads
+``--part features`` exports a detector's backbone + neck (the whole
+two-stage detector, with its RPN, NMS and heads, goes through MMDeploy:
+tools/deployment/deploy.py); ``--part tensor`` the whole tensor forward of
+single-stage detectors and classifiers. The FCA layers need no custom operator. The checkpoint loads
 without running code from it: tensors, plain data and the training state
 of mmengine's checkpoints (so a tools/train.py or ``make demo`` checkpoint
 works as it is); a checkpoint inside ``--work-dir`` (your own run's) is
