@@ -316,12 +316,16 @@ def test_a_model_mmdeploy_cannot_export_is_one_line(tmp_path, capsys):
     """Soft-NMS in the R-CNN's test_cfg: MMDeploy has no ONNX form of it
     and raises mid-export. One line on the console, the traceback in the
     log, no graph and no partial files left."""
+    from mmengine.registry import DefaultScope
     ckpt = saved_weights(tmp_path / 'weights.pth')
     img = osp.join(REPO, 'docs/images/dct_basis_top16.png')
     work = tmp_path / 'out'
+    scope = DefaultScope.get_current_instance()
     error = error_of([DEMO_CONFIG, ckpt, '--img', img, '--work-dir',
                       str(work), '--cfg-options',
                       'model.test_cfg.rcnn.nms.type=soft_nms'])
+    # MMDeploy's task processor ran: the caller's default scope is back
+    assert DefaultScope.get_current_instance() is scope
     assert error == (
         f'deploy.py: error: MMDeploy could not export {DEMO_CONFIG} '
         f'(NotImplementedError: Unsupported nms type: soft_nms.); the '

@@ -30,6 +30,7 @@ import sys
 import traceback
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import DefaultScope
 
 from mmfca.deployment import mmdeploy_ort
 from mmfca.deployment.mmdeploy_ort import DeployError
@@ -75,7 +76,7 @@ def parse_args(argv=None):
 
 def test_images(cfg):
     """The image paths of the config's test set."""
-    from mmengine.registry import DATASETS, DefaultScope
+    from mmengine.registry import DATASETS
     dataset_cfg = cfg.test_dataloader.dataset.copy()
     dataset_cfg['lazy_init'] = True
     try:
@@ -243,8 +244,11 @@ def run(args):
         console = Console(log, sys.stdout)
         console.say(f'{kind} model to ONNX Runtime; the libraries\' output '
                     f'is in {log_path}')
+        # under the config's scope, the caller's restored afterwards
+        # (MMDeploy's task processors leave a global 'mmdet' scope)
         with contextlib.redirect_stdout(console), \
-                contextlib.redirect_stderr(console), loggers_to(console):
+                contextlib.redirect_stderr(console), loggers_to(console), \
+                DefaultScope.overwrite_default_scope(cfg.default_scope):
             report, lines = deploy(args, cfg, deploy_path, deploy_cfg,
                                    images, console)
     with open(osp.join(args.work_dir, 'deploy_check.json'), 'w') as f:
