@@ -21,7 +21,6 @@ import torch
 from timing import header, interleaved_medians, table  # noqa: I100
 from _helpers.fca_reference import attention  # noqa: I100
 from mmfca.models import MultiSpectralAttention
-from mmfca.models.layers.dct_squeeze import cached_filters
 
 # (name, input shape, DCT filter side)
 SHAPES = [('filter-sized', (2, 64, 7, 7), 7),
@@ -47,6 +46,7 @@ def calls(impl, layer, x, grad, train, number):
 def breakdown(layer, x, number):
     """Microseconds of each step of mmfca's inference call, timed alone
     (they overlap in the call: an estimate of where the time goes)."""
+    from mmfca.models.layers.dct_squeeze import cached_filters
     dct = layer.dct_layer
     n, c, h, w = x.shape
     filters = dct.filters(x)

@@ -70,3 +70,17 @@ def test_torch_export():
     # torch 2.1's ExportedProgram is called; later ones give a module
     run = exported.module() if hasattr(exported, 'module') else exported
     assert torch.equal(run(x), x + 1)
+
+
+@pytest.mark.skipif(
+    'strict' not in inspect.signature(getattr(
+        getattr(torch, 'export', None), 'export', lambda: None)).parameters,
+    reason='non-strict torch.export is new in torch 2.3')
+def test_non_strict_torch_export():
+    """What the dynamo ONNX exporter runs first (torch >= 2.5): the module's
+    Python runs under the export's own tracer, not dynamo; the graph holds
+    the capture branch."""
+    x = torch.zeros(3)
+    exported = torch.export.export(_Branch(), (x, ), strict=False)
+    assert torch.equal(exported.module()(x), x + 1)
+    assert not in_graph_capture()
