@@ -73,8 +73,8 @@ def breakdown(layer, x, number):
                                                                       None],
     }
     with torch.no_grad():
-        return [[name, f'{timeit.timeit(fn, number=number) / number * 1e6:.2f}']
-                for name, fn in steps.items()]
+        return [[name, f'{timeit.timeit(fn, number=number) / number * 1e6:.2f}'
+                 ] for name, fn in steps.items()]
 
 
 def main():

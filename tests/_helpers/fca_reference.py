@@ -19,6 +19,7 @@ from scipy.fft import dctn
 
 from mmfca.models import get_freq_indices
 
+
 def release_squeeze(x, bank):
     """The release's squeeze: adaptively pool ``x`` to the filter bank's
     size if it differs, multiply by the (C, h, w) ``bank``, sum."""

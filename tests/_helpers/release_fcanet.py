@@ -19,7 +19,8 @@ DCT_SIZE = {64: 56, 128: 28, 256: 14, 512: 7}
 
 
 def build_filter(pos, freq, length):
-    result = math.cos(math.pi * freq * (pos + 0.5) / length) / math.sqrt(length)
+    result = math.cos(math.pi * freq * (pos + 0.5) / length) / \
+        math.sqrt(length)
     return result if freq == 0 else result * math.sqrt(2)
 
 
@@ -33,9 +34,9 @@ class DCTLayer(nn.Module):
             for tx in range(height):
                 for ty in range(width):
                     weight[i * c_part:(i + 1) * c_part, tx, ty] = \
-                        build_filter(tx, u, height) * build_filter(ty, v, width)
+                        build_filter(tx, u, height) * \
+                        build_filter(ty, v, width)
         self.register_buffer('weight', weight)
-
 
 
 class ReleaseAttention(nn.Module):

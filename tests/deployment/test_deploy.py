@@ -266,8 +266,8 @@ def test_bad_inputs_are_refused_with_one_line_each(tmp_path):
         "names the outputs ['dets', 'labels'], but this instance-seg "
         "model gives ['dets', 'labels', 'masks']": [
             DEMO_CONFIG, ckpt, '--deploy-cfg', det_deploy],
-        'image /no/such.jpg not found': [DEMO_CONFIG, ckpt, '--img',
-                                        '/no/such.jpg'],
+        'image /no/such.jpg not found': [
+            DEMO_CONFIG, ckpt, '--img', '/no/such.jpg'],
         'Config file /no/such.py does not exist': ['/no/such.py', ckpt],
         "the config's test set cannot be read ([Errno 2] No such file or "
         "directory: '/no/data/annotations/instances_val2017.json'); pass "

@@ -306,8 +306,8 @@ def deploy(args, cfg, deploy_path, deploy_cfg, images, console):
         report['eval'] = dict(onnxruntime=onnx_metrics, pytorch=torch_metrics)
         lines.append(f'evaluation on the config\'s test set ({len(images)} '
                      f'images):')
-        lines += ['  ' + line for line in metrics_lines(onnx_metrics,
-                                                         torch_metrics)]
+        lines += ['  ' + line
+                  for line in metrics_lines(onnx_metrics, torch_metrics)]
     return report, lines
 
 

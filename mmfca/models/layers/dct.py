@@ -92,7 +92,7 @@ def _check_explicit_freqs(pairs) -> List[Tuple[int, int]]:
     return pairs
 
 
-def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
+def scale_freqs(grid_freqs: Sequence[Tuple[int, int]], dct_h: int,
                 dct_w: int) -> List[Tuple[int, int]]:
     """Scale 7x7-grid frequencies to a ``dct_h x dct_w`` filter.
 
@@ -100,7 +100,7 @@ def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
     on the 7x7 grid is (2, 2) on 14x14, as in the released models.
 
     Args:
-        freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
+        grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
         dct_h (int): Filter height, at least 7.
         dct_w (int): Filter width, at least 7.
 
@@ -109,17 +109,17 @@ def scale_freqs(freqs: Sequence[Tuple[int, int]], dct_h: int,
     """
     check_filter_size(dct_h, dct_w)
     return [(u * (dct_h // FREQ_GRID), v * (dct_w // FREQ_GRID))
-            for u, v in freqs]
+            for u, v in grid_freqs]
 
 
-def scale_freqs_to_input(freqs: torch.Tensor, h, w) -> torch.Tensor:
+def scale_freqs_to_input(grid_freqs: torch.Tensor, h, w) -> torch.Tensor:
     """Scale 7x7-grid frequencies, a (G, 2) integer tensor, to an ``h x w``
     map in proportion: ``(u * h // 7, v * w // 7)``, the rule of a filter
     that follows the input's size (``dct_h=None``). On multiples of 7 it
     is :func:`scale_freqs` (56x56 maps get FcaNet's stage-1 frequencies);
     below 7 grid frequencies may meet. ``h`` and ``w`` may be traced."""
-    return torch.stack([freqs[:, 0] * h // FREQ_GRID,
-                        freqs[:, 1] * w // FREQ_GRID], 1)
+    return torch.stack([grid_freqs[:, 0] * h // FREQ_GRID,
+                        grid_freqs[:, 1] * w // FREQ_GRID], 1)
 
 
 def check_filter_size(dct_h: int, dct_w: int) -> None:

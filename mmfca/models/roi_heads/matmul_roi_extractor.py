@@ -11,10 +11,9 @@ non-zeros a row). ``M`` depends on the boxes only, so the backward pass is
 ``M.T @ dOut``: two dense multiplications that use every core.
 
 What it saves: mmcv's CPU RoIAlign runs its backward on one thread, looping
-over every output element; in the demo's Mask R-CNN (4 images of 128 px, 32
-RoIs each) its forward and backward took 19 % of an iteration on 2 cores,
-and grew with the number of sampled RoIs (a third of the iteration at 128
-RoIs per image). The matrix is dense, so it is used only while it is small
+over every output element: a large share of a small detector's CPU
+iteration, growing with the number of sampled RoIs (benchmarks/RESULTS.md,
+"RoIAlign"). The matrix is dense, so it is used only while it is small
 (``max_matrix_elements``); larger maps, GPU tensors and the cases it does
 not cover (adaptive sampling, max pooling, ``aligned=False``) run mmcv's op.
 

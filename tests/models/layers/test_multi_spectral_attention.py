@@ -4,6 +4,7 @@ import torch
 from _helpers.fca_reference import reference_fca
 from mmfca.models import MultiSpectralAttention
 
+
 def randomized(layer):
     torch.manual_seed(0)
     for fc in (layer.fc[0], layer.fc[2]):
