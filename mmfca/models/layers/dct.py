@@ -157,17 +157,17 @@ def dct_filters(dct_h, dct_w, freqs, dtype=torch.float64, device=None):
     return rows[:, :, None] * cols[:, None, :]
 
 
-def channel_groups(channels: int, num_freqs: int) -> List[int]:
+def channel_groups(in_channels: int, num_freqs: int) -> List[int]:
     """Sizes of the consecutive channel groups, one per frequency:
-    ``channels // num_freqs`` each, as in the release; when that does not
-    divide, the first ``channels % num_freqs`` groups take one more
+    ``in_channels // num_freqs`` each, as in the release; when that does not
+    divide, the first ``in_channels % num_freqs`` groups take one more
     (``numpy.array_split``'s rule), so every channel count works (with
     fewer channels than frequencies, the last groups are empty)."""
-    if isinstance(channels, bool) or not isinstance(channels, int) \
-            or channels < 1:
-        raise ValueError(f'in_channels={channels!r} is not allowed; it must '
-                         f'be a positive integer.')
-    base, extra = divmod(channels, num_freqs)
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
+            or in_channels < 1:
+        raise ValueError(f'in_channels={in_channels!r} is not allowed; it '
+                         f'must be a positive integer.')
+    base, extra = divmod(in_channels, num_freqs)
     return [base + (k < extra) for k in range(num_freqs)]
 
 

@@ -105,7 +105,8 @@ class MultiSpectralAttention(BaseModule):
         if autocast_enabled(y.device.type):  # AMP: the FCs in float32
             with torch.autocast(y.device.type, enabled=False):
                 return self.excite(y)
-        fc1, _, fc2, _ = self.fc
+        # list(): torch 2.1's dynamo cannot unpack the Sequential itself
+        fc1, _, fc2, _ = list(self.fc)
         w1, w2 = fc1.weight, fc2.weight
         if w1.dtype != y.dtype:  # half models: float32 copies
             w1, w2 = w1.to(y.dtype), w2.to(y.dtype)

@@ -33,11 +33,17 @@ def test_every_depth_channels_strides_and_fca_per_block(
 
 
 def test_fcanet50_classifier_has_the_published_parameter_count():
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    model = ImageClassifier(
-        backbone=dict(type='FcaNet', depth=50, out_indices=(3, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048))
+
+    # as in an MMPretrain config (default_scope='mmpretrain'), whatever
+    # scope earlier tests' runners left current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = ImageClassifier(
+            backbone=dict(type='FcaNet', depth=50, out_indices=(3, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000,
+                      in_channels=2048))
     assert sum(p.numel() for p in model.parameters()) == 28_071_976
 
 
