@@ -23,9 +23,9 @@ def sync():
         torch.cuda.synchronize()
 
 
-def interleaved_medians(fns, repeats, warmup=2):
-    """Median seconds of each callable, run round-robin so that machine
-    noise hits all of them alike.
+def interleaved_times(fns, repeats, warmup=2):
+    """Seconds of each callable in each of ``repeats`` rounds, run
+    round-robin so that machine noise hits all of them alike.
 
     Args:
         fns (dict[str, callable]): Name -> callable.
@@ -33,7 +33,7 @@ def interleaved_medians(fns, repeats, warmup=2):
         warmup (int): Untimed rounds first.
 
     Returns:
-        dict[str, float]: Name -> median seconds.
+        dict[str, list[float]]: Name -> seconds of each round.
     """
     times = {name: [] for name in fns}
     for i in range(warmup + repeats):
@@ -44,7 +44,13 @@ def interleaved_medians(fns, repeats, warmup=2):
             sync()
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def interleaved_medians(fns, repeats, warmup=2):
+    """Median seconds of each callable (see :func:`interleaved_times`)."""
+    return {name: statistics.median(t)
+            for name, t in interleaved_times(fns, repeats, warmup).items()}
 
 
 def peak_memory_mb(fn):
