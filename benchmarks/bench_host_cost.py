@@ -12,9 +12,9 @@ SE there is, as issue 26 measured them); "SE module" is the same SE called
 as a module, as every SE layer is (mmfca's layer pays that call too).
 
 Each figure is the best of the interleaved rounds: the host's cost is a
-floor that a shared machine's noise only adds to (medians moved the ratios
-by +-0.08 from run to run on the project's CPU machine; best-of-rounds by
-a few hundredths).
+floor that a shared machine's noise only adds to. On the project's shared
+CPU machine the ratios still moved by up to about 0.1 between runs with
+either statistic: compare several runs, not one.
 
 Target (issue 26): mmfca <= 1.05x SE, never above the release-style layer.
 

@@ -320,6 +320,7 @@ def test_a_model_mmdeploy_cannot_export_is_one_line(tmp_path, capsys):
     ckpt = saved_weights(tmp_path / 'weights.pth')
     img = osp.join(REPO, 'docs/images/dct_basis_top16.png')
     work = tmp_path / 'out'
+
     def current_scope():
         scope = DefaultScope.get_current_instance()
         return scope and (scope.instance_name, scope.scope_name)
