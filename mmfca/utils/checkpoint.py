@@ -348,6 +348,26 @@ def mark_trusted(path: str, work_dir: str) -> Optional[str]:
         path, work_dir) else None
 
 
+def trusted_checkpoint(checkpoint: str, work_dir: Optional[str]) -> str:
+    """The path to load ``checkpoint`` from under the trust rule.
+
+    The one place the rule is applied for loading (test, deploy, export,
+    visualise): a checkpoint inside the run's own ``work_dir`` comes back
+    marked trusted (fully unpickled); anything else, or any checkpoint when
+    there is no ``work_dir``, comes back as given and loads weights-only.
+
+    Args:
+        checkpoint (str): Checkpoint path or URL.
+        work_dir (str | None): The run's work directory, if it has one.
+
+    Returns:
+        str: A value for ``load_from`` / ``load_checkpoint``.
+    """
+    if not work_dir or '://' in checkpoint:
+        return checkpoint
+    return mark_trusted(checkpoint, work_dir) or checkpoint
+
+
 def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
     """Apply the trust rule to a ``--resume`` argument.
 
