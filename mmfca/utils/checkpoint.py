@@ -102,10 +102,10 @@ def _read_pickle(file):
             continue
         last = memo.get(arg) if kind.endswith('GET') else (
             arg if 'STRING' in kind or 'UNICODE' in kind else None)
-        strings += [last] if isinstance(last, str) else []
+        strings = (strings + [last])[-2:] if isinstance(last, str) else strings
         if kind in ('GLOBAL', 'STACK_GLOBAL'):
             name = _full_name(*(arg.split(' ', 1) if kind == 'GLOBAL' else
-                                (['?', '?'] + strings)[-2:]))
+                                ['?', '?'] + strings)[-2:])
             top = top or name
             found.add(name)
         elif kind.startswith('EMPTY_'):  # dict, list, tuple, set
@@ -138,7 +138,6 @@ def describe_file(path: str) -> FileSummary:
         except ValueError as err:
             return FileSummary('other', f'{size} bytes that start like a '
                                f'checkpoint but hold no valid pickle ({err})')
-    text = head.decode('utf-8', errors='replace')
     if kind != 'other':
         return FileSummary(kind, ("torch.save's format holding "
                                   if kind == 'torch' else 'a pickle of ') +
@@ -149,6 +148,7 @@ def describe_file(path: str) -> FileSummary:
         return FileSummary('other', f'a truncated or damaged zip archive '
                            f"({size} bytes; torch.save's format is a zip "
                            f'archive)')
+    text = head.decode('utf-8', errors='replace')
     if '\ufffd' in text or not all(c.isprintable() or c.isspace()
                                    for c in text):
         return FileSummary('other', f'{size} bytes of binary data '
@@ -172,14 +172,12 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
         super().__init__(
             f'mmfca did not load {path}: it holds '
             f'{", ".join(self.names) or f"something else ({reason})"}, '
-            "beyond the tensors, plain data and mmengine's training state "
-            'that load without running code from the file. Safe options: '
-            "a checkpoint of your own run loads from inside that run's work "
-            'dir (tools/test.py, export_onnx.py and visualize_attention.py '
-            '--work-dir DIR, tools/train.py --resume); convert released '
-            'FcaNet weights with tools/model_converters/fcanet2mmfca.py; or, '
-            'where you trust the file, save its weights alone and load that '
-            '(torch.save(dict(state_dict=..., meta=...), PATH)).')
+            "beyond tensors, plain data and mmengine's training state. Safe "
+            "options: load your own run's checkpoints from inside its "
+            '--work-dir (tools/test.py, export_onnx.py, visualize_attention'
+            '.py; tools/train.py --resume), convert released FcaNet weights '
+            'with tools/model_converters/fcanet2mmfca.py, or, where you '
+            'trust the file, save its weights alone and load those.')
 
 
 class NotACheckpointError(ValueError):
@@ -323,11 +321,12 @@ def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
         resume (str): ``'auto'`` or a checkpoint path.
     """
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
-    if path is not None and not mark_trusted(path, work_dir):
+    trusted = path and mark_trusted(path, work_dir)
+    if path and not trusted:
         raise ValueError(
             f"Refusing to resume from {path}: it is outside the run's "
             f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '
             'checkpoint fully, which runs code from the file, so only the '
             "run's own checkpoints are trusted. Copy it into the work_dir if "
             'you trust it, or use load_from=... to load only its weights.')
-    return path and mark_trusted(path, work_dir)
+    return trusted
