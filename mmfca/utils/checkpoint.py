@@ -84,11 +84,9 @@ class FileSummary(NamedTuple):
     tensors: bool = False  #: whether it holds tensor storages
 
 
-def _full_name(module, name):
-    module, name = _compat_pickle.NAME_MAPPING.get(  # Python 2 names
-        (module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module),
-                         name))
-    return f'{module}.{name}'
+def _full_name(module, name):  # Python 2 names mapped as pickle maps them
+    return '.'.join(_compat_pickle.NAME_MAPPING.get((module, name), (
+        _compat_pickle.IMPORT_MAPPING.get(module, module), name)))
 
 
 def _read_pickle(file):
@@ -214,7 +212,8 @@ def _safe_pickle_module():
 
 
 def load_weights_only(path, map_location=None, scoped=None):
-    """Load a local checkpoint's tensors, plain data and training state.
+    """Load a local checkpoint's tensors, plain data and training state;
+    raise :class:`NotACheckpointError` or :class:`UnsafeCheckpointError`.
 
     Args:
         path (str): Checkpoint file.
@@ -222,10 +221,6 @@ def load_weights_only(path, map_location=None, scoped=None):
         scoped (bool, optional): ``torch.load(weights_only=True)`` with
             :data:`TRAINING_STATE` as ``safe_globals`` (torch >= 2.6), or the
             restricted Unpickler; None: :data:`SCOPED_SAFE_GLOBALS` decides.
-
-    Raises:
-        NotACheckpointError: If the file is not in ``torch.save``'s format.
-        UnsafeCheckpointError: If it holds anything else.
     """
     summary = describe_file(path)
     if summary.kind != 'torch':
