@@ -70,9 +70,9 @@ TRAINING_STATE = {
     'numpy.dtype': np.dtype,
     **{f'numpy.{core}.multiarray.{name}': getattr(multiarray, name)
        for core in ('core', '_core') for name in ('_reconstruct', 'scalar')},
-    **{f'{cls.__module__}.{cls.__qualname__}': cls  # a class per dtype
-       for cls in map(type, map(np.dtype, '? b h i l q B H I L Q e f d F D'
-                                .split()))}}
+    # numpy >= 1.25's class of each bool, (u)int, float and complex dtype
+    **{f'{cls.__module__}.{cls.__qualname__}': cls
+       for cls in map(type, map(np.dtype, '?bhilqBHILQefdFD'))}}
 
 
 class FileSummary(NamedTuple):
@@ -129,10 +129,10 @@ def describe_file(path: str) -> FileSummary:
                                        f'...)')
                 kind, found = 'torch', _read_pickle(archive.open(pkls[0]))
             elif head[:1] == b'\x80':  # pickle protocol >= 2
-                f.seek(0)  # torch's legacy format: a magic number, protocol,
                 kind = 'torch' if _LEGACY_MAGIC in head[:32] else 'pickle'
-                for _ in range(4 if kind == 'torch' else 1):  # system info
-                    found = _read_pickle(f)  # and the object
+                f.seek(0)  # legacy: magic, protocol, system info, object
+                for _ in range(4 if kind == 'torch' else 1):
+                    found = _read_pickle(f)
         except ValueError as err:
             return FileSummary('other', f'{size} bytes that start like a '
                                f'checkpoint but hold no valid pickle ({err})')
