@@ -17,7 +17,7 @@ from copy import deepcopy
 from mmengine.config import ConfigDict, DictAction
 
 from mmfca.datasets import check_data_paths
-from mmfca.utils import build_runner, load_config, mark_trusted
+from mmfca.utils import build_runner, load_config, trusted_checkpoint
 
 
 def parse_args(argv=None):
@@ -99,12 +99,8 @@ def main(argv=None):
     check_data_paths(cfg, loaders=('test_dataloader', ))
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise FileNotFoundError(f'Checkpoint {args.checkpoint} not found.')
-    # trust rule (mmfca.utils.checkpoint): a checkpoint of this config's
-    # work_dir is our own run's; anything else (a training checkpoint of
-    # another run included) loads through the safe loader: tensors, plain
-    # data and mmengine's training state, never code from the file
-    cfg.load_from = mark_trusted(args.checkpoint,
-                                 cfg.work_dir) or args.checkpoint
+    # a checkpoint of the config's work_dir is trusted, others weights-only
+    cfg.load_from = trusted_checkpoint(args.checkpoint, cfg.work_dir)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:

@@ -22,8 +22,8 @@ import torch
 
 from mmfca.models.backbones.fcanet import FcaNet
 from mmfca.utils.checkpoint import (NotACheckpointError,
-                                    UnsafeCheckpointError, load_weights_only)
-from mmfca.utils.checkpoint_file import describe_file, holds_dict
+                                    UnsafeCheckpointError, describe_file,
+                                    load_weights_only)
 from mmfca.version import __version__
 
 KINDS = ('imagenet', 'detector')
@@ -82,7 +82,8 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
     except NotACheckpointError as err:
         raise not_a_checkpoint(err.what) from None
     except UnsafeCheckpointError as err:
-        if not (holds_dict(err.summary) and err.summary.tensors):
+        top, tensors = err.summary.top, err.summary.tensors
+        if top not in ('a dict', 'collections.OrderedDict') or not tensors:
             raise not_a_checkpoint(err.summary.what) from None
         held = ', '.join(err.names) or 'objects other than tensors'
         raise ConversionError(

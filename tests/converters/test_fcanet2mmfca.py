@@ -244,7 +244,7 @@ def test_each_file_is_described_once(trust, tmp_path, monkeypatch):
     to the converter's message."""
     import mmfca.converters.fcanet as converter
     import mmfca.utils.checkpoint as checkpoint
-    from mmfca.utils.checkpoint_file import describe_file
+    from mmfca.utils.checkpoint import describe_file
     described = []
 
     def counted(path):

@@ -24,7 +24,7 @@ from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 
 from mmfca.models import MultiSpectralAttention  # noqa: E402
-from mmfca.utils import load_config, mark_trusted  # noqa: E402
+from mmfca.utils import load_config, trusted_checkpoint  # noqa: E402
 
 
 def build_model(config, checkpoint, work_dir=None):
@@ -37,8 +37,8 @@ def build_model(config, checkpoint, work_dir=None):
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(cfg.model)
-    trusted = mark_trusted(checkpoint, work_dir) if work_dir else None
-    load_checkpoint(model, trusted or checkpoint, map_location='cpu')
+    load_checkpoint(model, trusted_checkpoint(checkpoint, work_dir),
+                    map_location='cpu')
     return model.eval()
 
 

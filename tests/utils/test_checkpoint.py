@@ -1,4 +1,5 @@
-"""What loads with weights_only=True, and what is refused."""
+"""mmfca.utils.checkpoint: what loads with weights_only=True, what is
+refused, and what the trust rule fully unpickles."""
 import argparse
 import functools
 import http.server
@@ -12,7 +13,7 @@ import torch
 from _helpers import DEMO_CONFIG, REPO, data_options, tool
 from mmfca.converters import ConversionError, convert_file
 from mmfca.models import FcaNet
-from mmfca.utils import TRUSTED_SCHEME, mark_trusted
+from mmfca.utils import TRUSTED_SCHEME, mark_trusted, trusted_checkpoint
 from mmfca.utils.checkpoint import (SCOPED_SAFE_GLOBALS, NotACheckpointError,
                                     UnsafeCheckpointError, load_weights_only)
 
@@ -60,7 +61,8 @@ def test_load_checkpoint_refuses_foreign_objects_and_loads_plain_ones(
 def test_urls_load_weights_only(tmp_path, monkeypatch):
     """http(s):// (and the open-mmlab/torchvision/mmcls schemes, which
     fetch through mmengine's load_from_http) go through our loader: a
-    foreign file served on loopback is refused, a plain one loads."""
+    foreign file served on loopback is refused, a plain one and a training
+    checkpoint (the same allowlist as local files) load."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.runner import CheckpointLoader
 
@@ -70,6 +72,7 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
     serve.mkdir()
     foreign_checkpoint(str(serve / 'foreign.pth'))
     torch.save({'w': torch.ones(2)}, serve / 'plain.pth')
+    training_checkpoint(str(serve / 'epoch_1.pth'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler,
                                 directory=str(serve))
@@ -83,6 +86,9 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
         assert 'weights_only=False' not in str(err.value)
         loaded = CheckpointLoader.load_checkpoint(url + 'plain.pth')
         assert loaded['w'].tolist() == [1., 1.]
+        loaded = CheckpointLoader.load_checkpoint(url + 'epoch_1.pth')
+        loss = loaded['message_hub']['log_scalars']['train/loss']
+        assert loss.data[0].tolist() == [2.5, 1.25, 0.75]
     finally:
         server.shutdown()
 
@@ -137,6 +143,15 @@ def test_trust_is_limited_to_the_work_dir(tmp_path):
     assert mark_trusted(str(work / '..' / 'x.pth'), str(work)) is None
     (work / 'link.pth').symlink_to(tmp_path / 'x.pth')
     assert mark_trusted(str(work / 'link.pth'), str(work)) is None
+    # a URL is never a file of the work_dir
+    assert mark_trusted('http://host/epoch_1.pth', str(work)) is None
+    # the helper the tools load through: marked inside, else as given
+    assert trusted_checkpoint('epoch_1.pth', str(work)) == \
+        TRUSTED_SCHEME + osp.realpath(work / 'epoch_1.pth')
+    for outside in (str(tmp_path / 'x.pth'), 'http://host/epoch_1.pth'):
+        assert trusted_checkpoint(outside, str(work)) == outside
+    assert trusted_checkpoint(str(work / 'epoch_1.pth'), None) == \
+        str(work / 'epoch_1.pth')
 
 
 def test_rng_state_hook_round_trips_through_weights_only(tmp_path):
@@ -214,6 +229,27 @@ def test_training_state_loads_without_foreign_objects(scoped, tmp_path):
     if hasattr(torch.serialization, 'get_safe_globals'):
         # allowed for that call only, not process-wide
         assert set(torch.serialization.get_safe_globals()) == set(before)
+
+
+@pytest.mark.parametrize('scoped', WAYS)
+def test_legacy_format_loads_and_is_refused_alike(scoped, tmp_path):
+    """torch.save's non-zip format: the training state loads, a foreign
+    object is refused by name (read from the object's pickle, the fourth
+    in the file)."""
+    path = str(tmp_path / 'epoch_1.pth')
+    training_checkpoint(path)
+    legacy = str(tmp_path / 'legacy.pth')
+    torch.save(torch.load(path, weights_only=False), legacy,
+               _use_new_zipfile_serialization=False)
+    ckpt = load_weights_only(legacy, scoped=scoped)
+    loss = ckpt['message_hub']['log_scalars']['train/loss']
+    assert loss.data[0].tolist() == [2.5, 1.25, 0.75]
+    foreign = str(tmp_path / 'foreign.pth')
+    torch.save({'w': torch.ones(1), 'meta': argparse.Namespace(a=1)},
+               foreign, _use_new_zipfile_serialization=False)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_weights_only(foreign, scoped=scoped)
+    assert_mmfca_refusal(str(err.value), foreign, 'argparse.Namespace')
 
 
 class Payload:
