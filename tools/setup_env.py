@@ -298,7 +298,7 @@ def moved_versions(constraints):
     with open(constraints) as f:
         for line in f:
             if line.split('#')[0].strip():
-                req = Requirement(line.split('#')[0])
+                req = Requirement(line.split('#')[0].strip())
                 try:
                     got = version(req.name)
                 except PackageNotFoundError:
