@@ -15,6 +15,7 @@ import hashlib
 import os
 import os.path as osp
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -250,7 +251,8 @@ def build_mmcv(facts, jobs):
         with open(setup_py, 'w') as f:
             f.write(text)
         os.makedirs(facts['cache_root'], exist_ok=True)
-        start = time.monotonic()
+        shutil.rmtree(target + '.part', ignore_errors=True)
+        start, cpu = time.monotonic(), children_cpu_seconds()
         code = run_with_progress(
             [sys.executable, '-m', 'pip', 'wheel', '-v', '--no-input',
              '--no-build-isolation', '--no-deps', '-w', target + '.part',
@@ -263,7 +265,13 @@ def build_mmcv(facts, jobs):
                          f'lines are above, all of it in {target}.log')
     shutil.rmtree(target, ignore_errors=True)
     os.rename(target + '.part', target)
-    log(f'mmcv built in {took}, cached in {target}')
+    log(f'mmcv built in {took} (the compilers\' CPU time: '
+        f'{format_duration(children_cpu_seconds() - cpu)}), cached')
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ----------------------------------------------------------------- the proof
@@ -311,35 +319,25 @@ def moved_versions(constraints):
 def prove(root):
     """Import and run the whole stack, mmfca from ``root``; the summary."""
     import importlib.util
+    from importlib.metadata import version
     spec = importlib.util.find_spec('mmfca')
     where = osp.dirname(osp.realpath(spec.origin)) if spec else None
     if where != osp.join(osp.realpath(root), 'mmfca'):
         raise SetupError(f'mmfca is imported from {where}, not from {root}: '
                          f'install this checkout (pip install -e {root})')
     verify_mmcv()
-    import mmcv
-    import mmdeploy
-    import mmdet.models
-    import mmpretrain.models
-    import mmseg.models
-    import onnxruntime
-    import torch
-    from mmdeploy.apis import torch2onnx  # noqa: F401
-    from mmdeploy.apis.utils import build_task_processor  # noqa: F401
-    from mmdeploy.backend.onnxruntime import ORTWrapper  # noqa: F401
-    from mmdet.registry import MODELS as DET
-    from mmpretrain.registry import MODELS as CLS
-    from mmseg.registry import MODELS as SEG
-
-    import mmfca
-    for reg in (DET, CLS, SEG):
+    for name in ('mmdet.models', 'mmpretrain.models', 'mmseg.models', 'mmfca',
+                 'mmdeploy.apis.utils', 'mmdeploy.backend.onnxruntime'):
+        importlib.import_module(name)  # MMDeploy: its export and ORT APIs
+    for scope in ('mmdet', 'mmpretrain', 'mmseg'):
+        models = importlib.import_module(f'{scope}.registry').MODELS
         for name in ('FcaNet', 'MultiSpectralAttention'):
-            assert reg.get(name) is not None, (reg.name, name)
-    return (f'torch {torch.__version__}, mmcv {mmcv.__version__} (ops'
-            + (', CUDA' if torch.cuda.is_available() else '') + '), mmdet '
-            f'{mmdet.__version__}, mmpretrain {mmpretrain.__version__}, mmseg '
-            f'{mmseg.__version__}, mmfca {mmfca.__version__}, mmdeploy '
-            f'{mmdeploy.__version__}, onnxruntime {onnxruntime.__version__}')
+            assert models.get(name) is not None, (scope, name)
+    import torch
+    return ', '.join(f'{d} {version(d)}' for d in (
+        'torch', 'mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'mmfca',
+        'mmdeploy', 'onnx', 'onnxruntime', 'protobuf')) + (
+        '; mmcv\'s CUDA ops run' if torch.cuda.is_available() else '')
 
 
 def stamp_key(root, stack, site, gpus_dir='/proc/driver/nvidia/gpus',
