@@ -103,7 +103,9 @@ def test_openmmlab_index_where_it_has_this_torch_and_cuda(
 def test_bad_options_stop_the_set_up_before_it_starts(
         tmp_path, variable, value, message):
     venv = tmp_path / 'venv'
-    env = dict(os.environ, MMFCA_VENV=str(venv), **{variable: value})
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('MMFCA_', 'MMCV_'))}
+    env.update(MMFCA_VENV=str(venv), **{variable: value})
     proc = subprocess.run(['bash', osp.join(REPO, 'tools', 'setup_env.sh')],
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
