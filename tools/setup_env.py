@@ -1,14 +1,9 @@
 #!/usr/bin/env python
 # Copyright (c) mmfca contributors. All rights reserved.
-"""What pip cannot do for ``tools/setup_env.sh``, run with the venv's
-interpreter (``python -I tools/setup_env.py COMMAND [ARG]``; standard
-library, Python >= 3.8): ``mmcv-sources`` prints the find-links folders
-and pages to try for an mmcv 2.1.0 wheel, in order (:func:`mmcv_sources`);
-``build-mmcv JOBS`` builds it from source into the cache
-(:func:`build_mmcv`); ``verify-mmcv`` runs its ops; ``check-versions
-FILE`` finds the pins of a constraints file that the installs moved;
-``prove ROOT STACK`` proves the stack and stamps the proof into the venv;
-``proven STACK`` exits 0 while that stamp holds (:func:`stamp_key`).
+"""What pip cannot do for ``tools/setup_env.sh``, with the venv's Python
+(standard library, >= 3.8): ``python -I tools/setup_env.py COMMAND [ARG]``
+with COMMAND one of ``mmcv-sources``, ``build-mmcv JOBS``, ``verify-mmcv``,
+``check-versions FILE``, ``prove ROOT STACK``, ``proven STACK`` (:func:`main`).
 """
 import glob
 import hashlib
@@ -348,10 +343,9 @@ def stamp_key(root, stack, site, gpus_dir='/proc/driver/nvidia/gpus',
     (read without torch)."""
     files = [osp.join(root, name) for name in (
         'tools/setup_env.sh', 'tools/setup_env.py', 'setup.py', 'setup.cfg',
-        'pyproject.toml')] + sorted(
-        glob.glob(osp.join(root, 'requirements', '*.txt'))) + [
-        osp.join(d, 'RECORD') for d in sorted(
-            glob.glob(osp.join(site, '*.dist-info')))]
+        'pyproject.toml')] + sorted(glob.glob(osp.join(
+            root, 'requirements', '*.txt'))) + sorted(glob.glob(osp.join(
+                site, '*.dist-info', 'RECORD')))
     parts = [root, stack, sys.version, sys.executable, sys.prefix]
     for path in files:
         parts.append(path)
@@ -364,7 +358,12 @@ def stamp_key(root, stack, site, gpus_dir='/proc/driver/nvidia/gpus',
 
 
 def main(argv):
-    """Run the command ``argv[0]`` with its argument; the exit code."""
+    """``mmcv-sources``: the find-links folders and pages to try for an
+    mmcv wheel, one a line; ``build-mmcv JOBS``: build one into the cache;
+    ``verify-mmcv``: exit 0 when mmcv runs its ops; ``check-versions FILE``:
+    exit 0 when the pins of a constraints file hold; ``prove ROOT STACK``:
+    prove the stack, stamp the proof; ``proven STACK``: exit 0 while the
+    stamp holds. The exit code (2: a :class:`SetupError`)."""
     command, args = argv[0], argv[1:]
     site = sysconfig.get_paths()['purelib']
     try:

@@ -2,18 +2,14 @@
 # One-command set-up of the mmfca stack in a virtual environment:
 #   bash tools/setup_env.sh                      # or: make install
 #   MMFCA_STACK=oldest bash tools/setup_env.sh   # or: make install-oldest
-# Every install is constrained by requirements/<stack>.txt (pip -c), checked
-# again at the end: readme (.venv/, torch 2.14.1, python3) or oldest
-# (.venv-torch2.1/, torch 2.1.2, numpy<2, pyenv's or PATH's Python 3.8).
-# mmcv 2.1.0 has no wheel on PyPI: the first of these whose wheel runs its
-# ops here serves -- a build cached in ~/.cache/mmfca/wheels,
-# MMFCA_WHEELS_DIR, OpenMMLab's index for this torch/CUDA -- else it is
-# built from source once and cached. A proven stack is stamped in the venv;
-# while nothing changed, a second run takes about a second.
-# Overrides: MMFCA_STACK (readme, oldest), PYTHON (the venv's interpreter),
-# MMFCA_VENV (its folder), MMFCA_WHEELS_DIR (a folder of mmcv wheels),
-# MMFCA_MMCV_INDEX (a find-links URL instead of OpenMMLab's, or "none"),
-# MMCV_BUILD_JOBS (parallel compile jobs; default: the cores).
+# pip installs constrained by requirements/<stack>.txt; mmcv 2.1.0 from the
+# first wheel that runs its ops (the cached build, MMFCA_WHEELS_DIR,
+# OpenMMLab's index), else built from source once and cached; the proof,
+# stamped in the venv. docs/installation.md tells more. Overrides:
+# MMFCA_STACK (readme, oldest), PYTHON (the venv's interpreter), MMFCA_VENV
+# (its folder), MMFCA_WHEELS_DIR (a folder of mmcv wheels), MMFCA_MMCV_INDEX
+# (a find-links URL instead of OpenMMLab's, or "none"), MMCV_BUILD_JOBS
+# (parallel compile jobs; default: the cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
