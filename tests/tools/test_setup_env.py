@@ -317,7 +317,8 @@ def test_stamp_key_changes_with_every_fact_it_records(tmp_path, monkeypatch):
         lambda: (root / 'requirements' / 'oldest.txt').write_text('new'),
         lambda: (site / 'torch-2.14.1.dist-info' / 'RECORD').write_text(
             'torch/a.py,sha256=another build'),
-        lambda: (site / 'mmcv-2.1.0.dist-info').mkdir(),
+        lambda: (site / 'mmcv-2.1.0.dist-info').mkdir() or (
+            site / 'mmcv-2.1.0.dist-info' / 'RECORD').write_text('mmcv/a.py'),
         lambda: (gpus / '0000:01:00.0').mkdir(),
         lambda: monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1'),
     ]
