@@ -233,9 +233,11 @@ def build_mmcv(facts, jobs):
         f'{jobs} parallel jobs; once per machine (cached in {target}); its '
         f'output goes to {target}.log')
     with tempfile.TemporaryDirectory(prefix='mmcv-build-') as work:
-        subprocess.run([sys.executable, '-m', 'pip', 'download', '-q',
-                        '--no-input', '--no-deps', '--no-binary', ':all:',
-                        '-d', work, f'mmcv=={MMCV_VERSION}'], check=True)
+        if subprocess.run([sys.executable, '-m', 'pip', 'download', '-q',
+                           '--no-input', '--no-deps', '--no-binary', ':all:',
+                           '-d', work, f'mmcv=={MMCV_VERSION}']).returncode:
+            raise SetupError(f'could not download mmcv {MMCV_VERSION}\'s '
+                             'source distribution (pip says why above)')
         sdist = osp.join(work, f'mmcv-{MMCV_VERSION}.tar.gz')
         with tarfile.open(sdist) as tar:
             tar.extractall(work, **({'filter': 'data'} if hasattr(

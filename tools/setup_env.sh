@@ -67,8 +67,12 @@ log "installing torch and what mmcv needs to build and import (requirements/$STA
 # mmcv with ops, with CUDA ops where torch sees a GPU (its proof runs them)
 mmcv_from() {
     log "trying the mmcv wheels of $1"
-    "${PIP[@]}" -q --force-reinstall --no-deps --no-index --only-binary :all: \
-        --timeout 5 --retries 0 -f "$1" mmcv && helper verify-mmcv
+    if ! "${PIP[@]}" -q --force-reinstall --no-deps --no-index --only-binary :all: \
+            --timeout 5 --retries 0 -f "$1" mmcv >/dev/null 2>&1; then
+        echo "[setup] none there for this Python (or it could not be reached)"
+        return 1
+    fi
+    helper verify-mmcv || { echo "[setup] that mmcv does not run its ops here"; return 1; }
 }
 if ! helper verify-mmcv >/dev/null 2>&1; then
     sources=$(helper mmcv-sources)
@@ -78,7 +82,6 @@ if ! helper verify-mmcv >/dev/null 2>&1; then
             found=1
             break
         fi
-        [ -z "$source" ] || log "no mmcv wheel of $source runs here"
     done <<< "$sources"
     if [ -z "$found" ]; then
         helper build-mmcv "$JOBS"
