@@ -88,8 +88,10 @@ def run_cell(args, u, v):
         loop.max_epochs = args.max_epochs
     if args.max_iters is not None:
         loop.max_iters = args.max_iters
-    # validate once, after training
-    loop.val_interval = 10**9
+    # validate once, after training: mmengine's train loops validate at
+    # their last epoch (iteration) whatever val_interval says, unless it
+    # comes before val_begin
+    loop.val_begin = 10**9
     runner = build_runner(cfg)
     runner.train()
     return runner.val_loop.run()
