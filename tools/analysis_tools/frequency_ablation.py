@@ -118,7 +118,7 @@ def write_record(args, u, v, metric):
     return record
 
 
-def train_cell(argv, u, v, metric, log):
+def spawn_cell(argv, u, v, metric, log):
     """Run the tool for cell ``(u, v)`` alone in a new process, its output
     appended to ``log``.
 
@@ -132,8 +132,9 @@ def train_cell(argv, u, v, metric, log):
         log (str): The file that gets the child's stdout and stderr.
 
     Returns:
-        str or None: None if the cell finished, else why it failed (the
-        last line of its output, e.g. the exception).
+        str or None: None if the cell finished, else why it failed: the
+        last line of its output (e.g. the exception), or the signal that
+        killed it.
     """
     os.makedirs(osp.dirname(log), exist_ok=True)
     cmd = [sys.executable, osp.abspath(__file__)] + list(argv) + [
@@ -142,11 +143,12 @@ def train_cell(argv, u, v, metric, log):
         code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
     if code == 0:
         return None
+    if code < 0:
+        return f'killed by signal {-code}'
     with open(log, 'rb') as f:
         f.seek(max(0, osp.getsize(log) - 4096))
         lines = f.read().decode(errors='replace').strip().splitlines()
-    return lines[-1].strip() if lines and code > 0 else \
-        f'exit status {code}'
+    return lines[-1].strip() if lines else f'exit status {code}'
 
 
 def duration(seconds):
@@ -206,7 +208,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
 
-    cells = parse_cells(args.cells)
+    cells = list(dict.fromkeys(parse_cells(args.cells)))  # each cell once
     if args.one_cell:
         if len(cells) != 1 or args.metric is None:
             parser.error('--one-cell takes one cell and --metric')
@@ -230,7 +232,7 @@ def main(argv=None):
             continue
         log = log_path(args.out_dir, u, v)
         try:
-            error = train_cell(argv, u, v, metric, log)
+            error = spawn_cell(argv, u, v, metric, log)
         except KeyboardInterrupt:
             raise SystemExit(f'[ablation] interrupted in {cell}; its log: '
                              f'{log}. Finished cells are kept: rerun to go '
@@ -258,6 +260,7 @@ def main(argv=None):
     print(f'[ablation] {metric}, best first: ' +
           ', '.join(f'({u},{v}) {x:.4g}' for (u, v), x in ranked))
     print(f'[ablation] {osp.join(args.out_dir, "heatmap.png")}')
+
 
 if __name__ == '__main__':
     main()
