@@ -2,12 +2,14 @@
 import glob
 import json
 import os.path as osp
+import re
+import subprocess
 
 import pytest
 import torch
 from PIL import Image
 
-from _helpers import load_tool, run, tool
+from _helpers import DEMO_CONFIG, REPO, data_options, load_tool, run, tool
 from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import make_synthetic_imagenet
 from mmfca.models import FcaNet, MultiSpectralAttention
@@ -107,6 +109,94 @@ def test_frequency_ablation_cells_heatmap_and_resume(cls_config, tmp_path):
     again = run(args)
     assert again.stdout.count('done earlier; skipped') == 4
     assert 'Epoch(train)' not in again.stdout
+
+
+#: A progress line of the ablation: cell k of n (u, v), the metric, the
+#: time so far and, unless it is the last cell, about how long is left.
+PROGRESS = re.compile(
+    r'\[ablation\] cell (\d+) of (\d+) \((\d), (\d)\): (\S+) (\S+), '
+    r'\d+:\d\d:\d\d elapsed(, about \d+:\d\d:\d\d left)?$')
+
+
+@pytest.mark.slow
+def test_frequency_ablation_console_on_the_demo_config(synthetic_coco,
+                                                       tmp_path):
+    # the demo's detector, two cells of one epoch (2 iterations) each
+    out = str(tmp_path / 'ablation')
+    proc = run(tool('analysis_tools/frequency_ablation.py') + [
+        DEMO_CONFIG, '--out-dir', out, '--cells', '0,0 0,1',
+        '--max-epochs', '1', '--cfg-options'
+    ] + data_options(synthetic_coco))
+    lines = proc.stdout.splitlines()
+    # nothing of the runs on the console: no MMEngine log line, no
+    # pycocotools table, no warning; only the tool's own lines
+    assert all(line.startswith('[ablation] ') for line in lines), lines
+    progress = [PROGRESS.match(line) for line in lines]
+    progress = [m.groups() for m in progress if m]
+    assert [g[:5] for g in progress] == [
+        ('1', '2', '0', '0', 'coco/bbox_mAP'),
+        ('2', '2', '0', '1', 'coco/bbox_mAP')]
+    # time left after the first cell, none after the last
+    assert progress[0][6] is not None and progress[1][6] is None
+    values = {}
+    for _, _, u, v, _, shown, _ in progress:
+        with open(osp.join(out, 'cells', f'u{u}_v{v}.json')) as f:
+            record = json.load(f)
+        assert shown == f'{record["value"]:.4g}'
+        values[(int(u), int(v))] = record['value']
+    # each run's whole output in its own folder: MMEngine's log (the
+    # config with the cell's frequency, training, validation) and the
+    # pycocotools tables
+    for u, v in values:
+        run_dir = osp.join(out, 'runs', f'u{u}_v{v}')
+        with open(osp.join(run_dir, 'output.log')) as f:
+            output = f.read()
+        assert re.search(rf'freq_sel_method=\[\s*\(\s*{u},\s*{v},\s*\),'
+                         r'\s*\]', output)
+        assert f"experiment_name = 'freq_ablation_u{u}_v{v}'" in output
+        assert 'Average Precision' in output and 'Epoch(train)' in output
+        # MMEngine's own log of the run, in the run's folder, is in it
+        # (the console's date is shorter); one validation, after training
+        # (the run's visualizer wrote there too, not into another run's)
+        mmengine_log, = glob.glob(osp.join(run_dir, '*', '*.log'))
+        with open(mmengine_log) as f:
+            val_lines = [line.split(' - INFO - ')[1] for line in f
+                         if 'Epoch(val)' in line]
+        assert len(val_lines) == 1 and output.count('Epoch(val)') == 1
+        assert val_lines[0] in output
+        assert glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
+    # the ranking, best first, as ranking.json has it
+    ranked = sorted(values.items(), key=lambda kv: -kv[1])
+    assert lines[-2] == '[ablation] coco/bbox_mAP, best first: ' + ', '.join(
+        f'({u},{v}) {x:.4g}' for (u, v), x in ranked)
+    assert lines[-1] == f'[ablation] {osp.join(out, "heatmap.png")}'
+    assert osp.isfile(osp.join(out, 'heatmap.png'))
+
+
+@pytest.mark.slow
+def test_frequency_ablation_names_the_failed_cell(cls_config, tmp_path):
+    config, _ = cls_config
+    out = str(tmp_path / 'ablation')
+    proc = subprocess.run(
+        tool('analysis_tools/frequency_ablation.py') + [
+            config, '--out-dir', out, '--cells', '1,1 2,2',
+            '--max-epochs', '1', '--metric', 'accuracy/top9'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=900)
+    assert proc.returncode == 1
+    log = osp.join(out, 'runs', 'u1_v1', 'output.log')
+    # the cell, the reason (the run's last line) and the log; no traceback
+    assert proc.stdout.splitlines()[1:] == [
+        '[ablation] cell 1 of 2 (1, 1) failed: KeyError: "Metric '
+        "'accuracy/top9' not among the validation results "
+        "['accuracy/top1', 'accuracy/top5']; pass --metric.\"",
+        f'[ablation] its log: {log}']
+    with open(log) as f:
+        output = f.read()
+    assert 'Epoch(train)' in output and 'Traceback' in output
+    # the tool stopped there: no record, the next cell not started
+    assert not glob.glob(osp.join(out, 'cells', '*.json'))
+    assert not osp.exists(osp.join(out, 'runs', 'u2_v2'))
 
 
 @pytest.mark.slow
