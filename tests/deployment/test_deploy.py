@@ -347,6 +347,7 @@ def test_a_model_mmdeploy_cannot_export_is_one_line(tmp_path, capsys):
         return scope and (scope.instance_name, scope.scope_name)
 
     before = current_scope()
+    capsys.readouterr()  # the weights' initialisation log
     error = error_of([DEMO_CONFIG, ckpt, '--img', img, '--work-dir',
                       str(work), '--cfg-options',
                       'model.test_cfg.rcnn.nms.type=soft_nms'])
