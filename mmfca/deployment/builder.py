@@ -1,7 +1,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """One model builder for the deployment tools: a detector, classifier or
-segmentor, by the config's ``default_scope``, with a checkpoint loaded
-strictly under mmfca's trust rule."""
+segmentor by its codebase's own builder, the checkpoint loaded strictly by
+mmfca's trust rule."""
 import importlib
 import re
 import warnings
@@ -15,7 +15,7 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from mmfca.utils import trusted_checkpoint
 
-#: Each codebase's own model builder, by the config's default_scope.
+#: Each codebase's model builder, by the config's default_scope.
 BUILDERS = {
     'mmdet': 'mmdet.apis:init_detector',
     'mmpretrain': 'mmpretrain.apis:init_model',
@@ -23,20 +23,23 @@ BUILDERS = {
 }
 
 
+def one_line(err: Exception, limit: int = 300) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    text = ' '.join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
-    """The config's model on the CPU in eval mode, built by its codebase
-    (:data:`BUILDERS`) under its default scope (the caller's scope is kept).
+    """The model of ``cfg`` (not changed) on the CPU in eval mode, with
+    ``cfg`` and ``dataset_meta``, built by :data:`BUILDERS` under the
+    config's default scope (the caller's is kept).
 
     Args:
-        cfg (Config): A model config (it is not changed).
+        cfg (Config): A model config.
         checkpoint (str, optional): Loaded strictly (every tensor must fit)
-            by mmfca's trust rule (:func:`mmfca.utils.trusted_checkpoint`:
-            fully unpickled only inside ``cfg.work_dir``, elsewhere tensors,
-            plain data and mmengine's training state). None: the config's
-            initialisation (``init_weights``; no pretrained backbone).
-
-    Returns:
-        nn.Module: The model, with ``cfg`` and ``dataset_meta`` set.
+            through :func:`mmfca.utils.trusted_checkpoint` (fully unpickled
+            only inside ``cfg.work_dir``; elsewhere weights-only). None:
+            the config's initialisation, without a pretrained backbone.
 
     Raises:
         ValueError: One line: the scope is not one of :data:`BUILDERS`, the
@@ -52,28 +55,23 @@ def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
     module, name = BUILDERS[scope].split(':')
     with DefaultScope.overwrite_default_scope(scope), \
             warnings.catch_warnings():
-        # the builders' notes on a model built without a checkpoint
-        warnings.simplefilter('ignore')
+        warnings.simplefilter('ignore')  # notes on the missing checkpoint
         build = getattr(importlib.import_module(module), name)
         model = revert_sync_batchnorm(build(cfg, None, device='cpu'))
+    meta = {}
     if checkpoint is None:
         model.init_weights()
-        meta = {}
     else:
         try:
             ckpt = CheckpointLoader.load_checkpoint(
                 trusted_checkpoint(checkpoint, cfg.get('work_dir')),
                 map_location='cpu')
-        except Exception as err:  # the loader's refusal or the file's own
+            state = ckpt.get('state_dict', ckpt)
+            meta = ckpt.get('meta', {})
+            state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        except Exception as err:  # the loader's refusal, the file's own
             raise ValueError(f'cannot read checkpoint {checkpoint}: '
                              f'{one_line(err)}') from err
-        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f'cannot read checkpoint {checkpoint}: it '
-                             f'holds {type(ckpt).__name__}, not weights')
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
         try:
             load_state_dict(model, state, strict=True)
         except RuntimeError as err:
@@ -86,9 +84,3 @@ def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
             classes=cfg.get('metainfo', {}).get('classes', ()))
     model.cfg = cfg
     return model.eval()
-
-
-def one_line(err: Exception, limit: int = 300) -> str:
-    """An exception's message on one line, at most ``limit`` characters."""
-    text = ' '.join(str(err).split())
-    return text if len(text) <= limit else text[:limit - 3] + '...'

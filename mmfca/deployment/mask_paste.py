@@ -1,19 +1,15 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""Masks pasted over each box, as MMDetection pastes them on the CPU, in
-MMDeploy's backend model.
+"""MMDeploy's backend model pasting masks over each box, as MMDetection
+does on the CPU.
 
 MMDeploy's ``End2EndModel.postprocessing_masks`` (mmdet codebase) samples
-each detection's 28x28 mask over the whole image, one full-image
-``grid_sample`` per detection; MMDetection's ``FCNMaskHead`` samples it
-over its box only (``_do_paste_mask`` with ``skip_empty``). Outside the box
-(plus a pixel) the whole-image sample is below 0.5, so the binary masks are
-the same; with 100 detections at 800x1216 the pasting goes from about 2 s
-to a tenth of that (benchmarks/RESULTS.md). :func:`masks_pasted_per_box`
-makes the backend model paste with MMDetection's function while it lasts;
-mmfca's deployment runs MMDeploy's backend model inside it.
+each 28x28 mask over the whole image, one full-image ``grid_sample`` per
+detection; MMDetection's ``FCNMaskHead`` over its box only
+(``_do_paste_mask`` with ``skip_empty``). Beyond a pixel around the box
+the whole-image sample stays below 0.5: the binary masks are the same, the
+pasting far cheaper (benchmarks/RESULTS.md, deployment).
 """
 import contextlib
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,26 +27,25 @@ def paste_masks_per_box(det_bboxes, det_masks, img_w: int, img_h: int,
         device (str): Where the masks are made.
 
     Returns:
-        Tensor: Binary masks (N, img_h, img_w), probability >= 0.5 (the
-        threshold MMDeploy's backend model applies).
+        Tensor: Binary masks (N, img_h, img_w): probability >= 0.5, the
+        threshold of MMDeploy's backend model.
     """
     from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
         _do_paste_mask
     boxes, masks = (torch.as_tensor(np.asarray(x) if isinstance(
-        x, np.ndarray) else x, device=device) for x in (det_bboxes,
-                                                         det_masks))
+        x, np.ndarray) else x, device=device).float()
+                    for x in (det_bboxes, det_masks))
     out = torch.zeros(len(masks), img_h, img_w, dtype=torch.bool,
                       device=device)
     for i in range(len(masks)):
-        mask, region = _do_paste_mask(masks[i:i + 1, None].float(),
-                                      boxes[i:i + 1].float(), img_h, img_w,
-                                      skip_empty=True)
+        mask, region = _do_paste_mask(masks[i:i + 1, None], boxes[i:i + 1],
+                                      img_h, img_w, skip_empty=True)
         out[(i, ) + region] = mask[0] >= 0.5
     return out
 
 
 @contextlib.contextmanager
-def masks_pasted_per_box() -> Iterator[None]:
+def masks_pasted_per_box():
     """MMDeploy's mmdet backend models paste with
     :func:`paste_masks_per_box` inside the ``with`` block."""
     from mmdeploy.codebase.mmdet.deploy.object_detection_model import \

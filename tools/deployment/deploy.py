@@ -7,19 +7,17 @@ against PyTorch.
         [--eval] [--img IMAGE] [--part model|features] [--deploy-cfg FILE]
 
 Writes DIR/end2end.onnx (standard ONNX operators only) with MMDeploy's
-deploy.json, pipeline.json and detail.json; then runs ONNX Runtime
-(MMDeploy's backend model) and PyTorch on a real image (the first of the
-config's test set unless --img) and prints how they differ: detections
-matched, classifier scores, segmentation labels. --eval evaluates the ONNX
-model with the config's test evaluator on its test set and prints
-PyTorch's metrics beside it (bbox/segm mAP, top-1, mIoU).
-
+deploy.json, pipeline.json and detail.json, runs ONNX Runtime (MMDeploy's
+backend model) and PyTorch on a real image (the first of the config's test
+set unless --img) and prints how they differ: detections matched,
+classifier scores, segmentation labels. --eval evaluates both with the
+config's test evaluator on its test set (bbox/segm mAP, top-1, mIoU).
 --part features writes DIR/features.onnx instead: the backbone and neck
 (a detector's FPN levels), checked against PyTorch at three input sizes.
 
 The deploy config (configs/deploy/: ONNX Runtime, dynamic shapes, opset 16)
-is chosen by the config's default_scope, for detectors by a mask head. The
-checkpoint loads by mmfca's trust rule (a tools/train.py or `make demo`
+follows the config's default_scope (detectors: whether it has a mask head).
+The checkpoint loads by mmfca's trust rule (a tools/train.py or `make demo`
 checkpoint works as it is). The libraries' output goes to DIR/deploy.log.
 An existing DIR/end2end.onnx is kept unless --force.
 """
@@ -41,11 +39,8 @@ from mmfca.deployment import mmdeploy_ort as ort
 from mmfca.deployment.builder import one_line
 from mmfca.deployment.mmdeploy_ort import DeployError
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEPLOY_DIR = osp.join(ROOT, 'configs', 'deploy')
-#: Opsets MMDeploy 1.3.1 and the TorchScript exporter take; 16 is the
-#: verified one (below 16 RoIAlign is emulated: docs/deployment.md).
-OPSETS = range(11, 18)
+DEPLOY_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))), 'configs', 'deploy')
 #: The graph each --part writes.
 PARTS = {'model': ort.ONNX_FILE, 'features': 'features.onnx'}
 
@@ -56,22 +51,18 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--work-dir', required=True,
-                        help='output folder (the graph, the SDK files, '
-                        'deploy_check.json, deploy.log, the evaluations)')
+    parser.add_argument('--work-dir', required=True, help='output folder')
     parser.add_argument('--eval', action='store_true',
-                        help='evaluate the ONNX model and PyTorch on the '
+                        help='evaluate ONNX Runtime and PyTorch on the '
                         'config\'s test set')
-    parser.add_argument('--img', help='the image traced and compared '
-                        '(default: the first of the config\'s test set)')
-    parser.add_argument('--part', choices=PARTS, default='model',
-                        help='the whole model (default) or its backbone '
-                        'and neck')
+    parser.add_argument('--img', help='the image traced and compared')
+    parser.add_argument('--part', choices=PARTS, default='model')
     parser.add_argument('--deploy-cfg', help='an MMDeploy deploy config '
                         '(default: configs/deploy/, by the model)')
-    parser.add_argument('--opset', type=int, choices=OPSETS, default=None,
-                        metavar='N', help='ONNX opset, one of 11-17 '
-                        '(default: the deploy config\'s, 16)')
+    # 16 is the verified opset (below, RoIAlign is emulated)
+    parser.add_argument('--opset', type=int, choices=range(11, 18),
+                        metavar='N', help='ONNX opset, 11-17 (default: the '
+                        'deploy config\'s, 16)')
     parser.add_argument('--force', action='store_true',
                         help='overwrite an existing graph')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -88,9 +79,10 @@ def main(argv=None):
 
 
 def check_inputs(args):
-    """Everything that needs no model: the model config, the deploy
-    config, the files named, the test set where it is needed. Returns
+    """Everything that needs no model, each refused in one line. Returns
     ``(cfg, kind, deploy path, deploy_cfg, test images or None)``."""
+    from mmengine.registry import DATASETS
+
     from mmfca.utils import load_config
     ort.require_mmdeploy()
     try:
@@ -101,9 +93,8 @@ def check_inputs(args):
     deploy_path = args.deploy_cfg or osp.join(
         DEPLOY_DIR, f'{kind}_onnxruntime_dynamic.py')
     if not osp.isfile(deploy_path):
-        raise DeployError(f'deploy config {deploy_path} not found; '
-                          f'configs/deploy/ has '
-                          f'{sorted(os.listdir(DEPLOY_DIR))}')
+        raise DeployError(f'deploy config {deploy_path} not found; configs/'
+                          f'deploy/ has {sorted(os.listdir(DEPLOY_DIR))}')
     deploy_cfg = Config.fromfile(deploy_path)
     ort.check_deploy_config(deploy_cfg, kind, deploy_path)
     if args.opset is not None:
@@ -116,20 +107,9 @@ def check_inputs(args):
                           f'it or --work-dir for another folder')
     if args.img and not osp.isfile(args.img):
         raise DeployError(f'image {args.img} not found')
-    images = None
-    if args.eval or not args.img:
-        images = test_images(cfg)
-        if not images:
-            raise DeployError('the config\'s test set is empty; pass --img '
-                              'IMAGE')
-    return cfg, kind, deploy_path, deploy_cfg, images
-
-
-def test_images(cfg):
-    """The image paths of the config's test set."""
-    from mmengine.registry import DATASETS
-    dataset_cfg = cfg.test_dataloader.dataset.copy()
-    dataset_cfg['lazy_init'] = True
+    if args.img and not args.eval:
+        return cfg, kind, deploy_path, deploy_cfg, None
+    dataset_cfg = dict(cfg.test_dataloader.dataset, lazy_init=True)
     try:  # pycocotools prints
         with contextlib.redirect_stdout(io.StringIO()), \
                 DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -139,13 +119,15 @@ def test_images(cfg):
         raise DeployError(f'the config\'s test set cannot be read '
                           f'({one_line(err)}); pass --img IMAGE to deploy '
                           f'without it')
-    return [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    if not len(dataset):
+        raise DeployError('the config\'s test set is empty; pass --img IMAGE')
+    return cfg, kind, deploy_path, deploy_cfg, [
+        dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
 
 
 class _Log(io.TextIOBase):
     """The libraries' output: into the run's log file while a run lasts,
-    to the console otherwise (loggers made during a run keep this
-    stream)."""
+    to the console otherwise (loggers made in a run keep this stream)."""
     file = None
 
     def write(self, text):
@@ -162,16 +144,15 @@ def run(args):
     from mmengine.logging import MMLogger
     cfg, kind, deploy_path, deploy_cfg, images = check_inputs(args)
     os.makedirs(args.work_dir, exist_ok=True)
-    log_path = osp.join(args.work_dir, 'deploy.log')
-    console = sys.stdout
+    log_path, console = osp.join(args.work_dir, 'deploy.log'), sys.stdout
 
     def say(line):
         for stream in (LOG, console):
             print(f'[deploy] {line}', file=stream, flush=True)
 
     with open(log_path, 'w') as LOG.file:
-        say(f'{kind} {"model" if args.part == "model" else "features"} to '
-            f'ONNX Runtime; the libraries\' output is in {log_path}')
+        say(f'{kind} {args.part} to ONNX Runtime; the libraries\' output is '
+            f'in {log_path}')
         # the libraries' prints and the loggers made here (MMDeploy's at
         # its import, a current mmengine logger) into the log; under the
         # config's scope, the caller's restored afterwards (MMDeploy's task
@@ -188,14 +169,12 @@ def run(args):
             LOG.file = None
     with open(osp.join(args.work_dir, 'deploy_check.json'), 'w') as f:
         json.dump(report, f, indent=1, default=float)
-    print('\n[deploy] summary')
-    for line in lines:
-        print('  ' + line)
+    print('\n[deploy] summary\n' + '\n'.join('  ' + line for line in lines))
     return report
 
 
 def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
-    """Export, compare and (``--eval``) evaluate; the report and the
+    """Export, compare and (``--eval``) evaluate: the report and the
     summary's lines."""
     from mmfca.utils import trusted_checkpoint
     img = args.img or images[0]
@@ -206,13 +185,12 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
         raise DeployError(str(err))
     opset = deploy_cfg.onnx_config.opset_version
     say(f'exporting with MMDeploy ({deploy_path}, opset {opset})')
-    task, backend = None, None
     try:
         if args.part == 'features':
             from mmdeploy.apis import build_task_processor
             task = build_task_processor(cfg, deploy_cfg, 'cpu')
-            data, _ = task.create_input(img, None)
-            inputs = pytorch.data_preprocessor(data, False)['inputs']
+            inputs = pytorch.data_preprocessor(
+                task.create_input(img, None)[0], False)['inputs']
             exported = ort.export_features(
                 pytorch, inputs, deploy_cfg,
                 osp.join(args.work_dir, PARTS['features']))
@@ -230,27 +208,38 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
             f'is in {osp.join(args.work_dir, "deploy.log")}') from err
     report = dict(config=args.config, checkpoint=args.checkpoint, img=img,
                   deploy_cfg=deploy_path, opset=opset, export=exported)
-    standard = exported['domains'] == ['']
-    lines = [f'wrote {exported["onnx"]}'
-             + (f' and {", ".join(ort.SDK_FILES)} beside it'
-                if args.part == 'model' else '') + '; operators: '
-             + ('standard ONNX only' if standard else
-                f'domains {exported["domains"]}')
-             + f' ({len(exported["op_types"])} types)']
-    if exported['shims']:
-        lines.append(f'exported with the torch shims '
-                     f'{", ".join(exported["shims"])}')
+    sdk = f' and {", ".join(ort.SDK_FILES)} beside it' * (args.part ==
+                                                          'model')
+    lines = [f'wrote {exported["onnx"]}{sdk}; operators: ' + (
+        'standard ONNX only' if exported['domains'] == [''] else
+        f'domains {exported["domains"]}') + f' ({len(exported["op_types"])}'
+             f' types); torch shims: {", ".join(exported["shims"]) or "none"}']
     if args.part == 'features':
-        lines += [f'ONNX Runtime vs PyTorch at input {c["shape"]}: largest '
-                  f'relative difference {c["max_rel_error"]:.1e}'
-                  for c in exported['checks']]
-        return report, lines
+        return report, lines + [
+            f'ONNX Runtime vs PyTorch at input {c["shape"]}: largest '
+            f'relative difference {c["max_rel_error"]:.1e}'
+            for c in exported['checks']]
     say(f'ONNX Runtime and PyTorch on {img}')
     task, backend = ort.build_backend(cfg, deploy_cfg, exported['onnx'])
-    report['compared'] = c = ort.compare(
-        kind, ort.predict(task, pytorch, img),
-        ort.predict(task, backend, img))
-    lines.append(f'ONNX Runtime vs PyTorch on {img}: ' + compared_text(c))
+    report['compared'] = c = ort.compare(kind, ort.predict(
+        task, pytorch, img), ort.predict(task, backend, img))
+    if kind == 'classification':
+        text = (f'largest score difference {c["max_score_diff"]:.1e}, top-1 '
+                f'{"the same" if c["same_top1"] else "differs"}')
+    elif kind == 'segmentation':
+        text = f'{100 * c["equal_labels"]:.2f} % of the pixel labels equal'
+    else:
+        text = (f'{c["matched"]} of {c["compared"]} detections with score >= '
+                f'{ort.SCORE_THR} matched (same label, box IoU > '
+                f'{ort.IOU_THR})')
+        if c['matched']:
+            text += (f'; largest differences: box {c["max_box_diff"]:.2e} '
+                     f'px, score {c["max_score_diff"]:.2e}')
+        if c.get('min_mask_iou') is not None:
+            text += f', smallest mask IoU {c["min_mask_iou"]:.4f}'
+        text += (f'; detections of ONNX Runtime / PyTorch: '
+                 f'{c["onnx_detections"]} / {c["pytorch_detections"]}')
+    lines.append(f'ONNX Runtime vs PyTorch on {img}: {text}')
     if args.eval:
         say(f'evaluating ONNX Runtime and PyTorch on the {len(images)} '
             f'test images (MMDeploy\'s test runner, mmengine\'s)')
@@ -261,26 +250,6 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
         lines += ['  ' + line for line in ort.metrics_lines(
             report['eval']['onnxruntime'], report['eval']['pytorch'])]
     return report, lines
-
-
-def compared_text(c):
-    """The comparison on the image, in words."""
-    if 'same_top1' in c:
-        return (f'largest score difference {c["max_score_diff"]:.1e}, '
-                f'top-1 class {"the same" if c["same_top1"] else "differs"}')
-    if 'equal_labels' in c:
-        return (f'{100 * c["equal_labels"]:.2f} % of {c["pixels"]} pixel '
-                f'labels equal')
-    text = (f'{c["matched"]} of {c["compared"]} detections with score >= '
-            f'{ort.SCORE_THR} matched (same label, box IoU > '
-            f'{ort.IOU_THR})')
-    if c['matched']:
-        text += (f'; largest differences: box {c["max_box_diff"]:.2e} px, '
-                 f'score {c["max_score_diff"]:.2e}')
-        if c.get('min_mask_iou') is not None:
-            text += f', smallest mask IoU {c["min_mask_iou"]:.4f}'
-    return text + (f'; detections of ONNX Runtime / PyTorch: '
-                   f'{c["onnx_detections"]} / {c["pytorch_detections"]}')
 
 
 if __name__ == '__main__':
