@@ -1,6 +1,7 @@
 """tools/deployment/deploy.py: a whole Mask R-CNN FcaNet through MMDeploy
-to ONNX Runtime (the classifier and the segmentor: test_deploy_cls_seg.py). The graph holds standard ONNX operators only, runs in a
-plain onnxruntime session, and ONNX Runtime's detections are MMDetection's
+to ONNX Runtime (the classifier and the segmentor: test_deploy_cls_seg.py).
+The graph holds standard ONNX operators only, runs in a plain onnxruntime
+session, and ONNX Runtime's detections are MMDetection's
 own (its inference_detector on the checkpoint, not MMDeploy's rewritten
 model); --eval prints the ONNX model's COCO mAP beside PyTorch's. Errors
 are one line each and name the bad value."""
