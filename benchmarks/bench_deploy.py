@@ -1,16 +1,19 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """Mask R-CNN FcaNet-50 at 800x1216 on the CPU: PyTorch (MMDetection's
-inference_detector) against ONNX Runtime (the graph tools/deployment/
-deploy.py writes, run by MMDeploy's backend model), per image, pre- and
-post-processing included, in one run (medians of interleaved repeats).
+model) against ONNX Runtime (the graph tools/deployment/deploy.py writes,
+run by MMDeploy's backend model), per image, pre- and post-processing
+included; ONNX Runtime with MMDeploy's mask pasting (each mask sampled over
+the whole image) and with mmfca's (over each box, MMDetection's function:
+mmfca.deployment.mask_paste), which deploy.py uses. One run, medians of
+interleaved repeats, for two R-CNN score thresholds: the config's 0.05
+(random weights score below it: no detections) and 0 (100 detections
+through the mask head, as a trained detector on a busy image).
 
-The weights are the config's initialisation (seeded), with the R-CNN's
-score threshold at 0 (``--score-thr``) so that both run the mask head on
-a full image's 100 detections, as a trained detector on a busy image does
-(with random weights no box scores above the config's 0.05).
+The weights are the config's initialisation (seeded).
 Run: python benchmarks/bench_deploy.py [--repeats N] [--threads N]
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import tempfile
@@ -42,51 +45,68 @@ def image(height=800, width=1216, seed=0):
     return img.clip(0, 255).astype(np.uint8)
 
 
+def measure(score_thr, repeats, img, tmp):
+    """One row: export at ``score_thr``, then the three contenders."""
+    from mmfca.deployment import init_model
+    from mmfca.deployment import mmdeploy_ort as ort
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.test_cfg.rcnn.score_thr = score_thr
+    deploy_cfg = Config.fromfile(DEPLOY_CFG)
+    torch.manual_seed(0)
+    model = init_model(cfg)
+    work = osp.join(tmp, str(score_thr))
+    os.makedirs(work)
+    ckpt = osp.join(work, 'weights.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    print(f'exporting (score_thr {score_thr}; a minute or two)...',
+          flush=True)
+    exported = ort.export(cfg, deploy_cfg, ckpt, img, work)
+    task, backend = ort.build_backend(cfg, deploy_cfg, exported['onnx'])
+
+    def mmdeploy_paste():
+        with torch.no_grad():
+            return backend.test_step(task.create_input(img, None)[0])[0]
+
+    runs = {
+        'pytorch': lambda: ort.predict(task, model, img),
+        'mmdeploy': mmdeploy_paste,
+        'mmfca': lambda: ort.predict(task, backend, img),
+    }
+    found = {k: fn().pred_instances for k, fn in runs.items()}
+    same = bool(torch.equal(found['mmdeploy'].masks, found['mmfca'].masks)
+                ) if 'masks' in found['mmfca'] else None
+    times = interleaved_medians(runs, repeats, warmup=1)
+    return [f'{len(found["pytorch"])} / {len(found["mmfca"])}',
+            f'{times["pytorch"]:.2f}', f'{times["mmdeploy"]:.2f}',
+            f'{times["mmfca"]:.2f}',
+            f'{times["pytorch"] / times["mmdeploy"]:.2f}',
+            f'{times["pytorch"] / times["mmfca"]:.2f}',
+            {True: 'yes', False: 'NO', None: '-'}[same]]
+
+
 def main():
-    from mmfca.deployment import mmdeploy_ort
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch\'s)')
-    parser.add_argument('--score-thr', type=float, default=0.0)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    mmdeploy_ort.require_mmdeploy()
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.test_cfg.rcnn.score_thr = args.score_thr
-    deploy_cfg = Config.fromfile(DEPLOY_CFG)
-    torch.manual_seed(0)
-    model = mmdeploy_ort.load_model(cfg.copy(), 'none')
     img = image()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = osp.join(tmp, 'weights.pth')
-        torch.save({'state_dict': model.state_dict()}, ckpt)
-        print('exporting with MMDeploy (a minute or two)...', flush=True)
-        exported = mmdeploy_ort.export(cfg, deploy_cfg, ckpt, img, tmp)
-        task, backend = mmdeploy_ort.build_backend(cfg, deploy_cfg,
-                                                   exported['onnx'])
-        runs = {
-            'pytorch': lambda: mmdeploy_ort.predict_pytorch(model, img),
-            'onnxruntime': lambda: mmdeploy_ort.predict_backend(
-                task, backend, img),
-        }
-        found = {k: len(fn().pred_instances) for k, fn in runs.items()}
-        times = interleaved_medians(runs, args.repeats, warmup=1)
+        rows = [[f'{thr}'] + measure(thr, args.repeats, img, tmp)
+                for thr in (0.05, 0.0)]
     import onnxruntime
     print()
-    print(header('Mask R-CNN FcaNet-50, PyTorch vs ONNX Runtime (CPU)'))
+    print(header('Mask R-CNN FcaNet-50 at 800x1216, PyTorch vs ONNX Runtime '
+                 '(CPU)'))
     print(f'`python benchmarks/bench_deploy.py --repeats {args.repeats}`; '
-          f'onnxruntime {onnxruntime.__version__}, opset '
-          f'{deploy_cfg.onnx_config.opset_version}, R-CNN score_thr '
-          f'{args.score_thr}\n')
-    print(table(['input', 'detections (PyTorch / ORT)', 'PyTorch s',
-                 'ONNX Runtime s', 'PyTorch / ORT'], [[
-                     '800x1216', f'{found["pytorch"]} / '
-                     f'{found["onnxruntime"]}',
-                     f'{times["pytorch"]:.2f}', f'{times["onnxruntime"]:.2f}',
-                     f'{times["pytorch"] / times["onnxruntime"]:.2f}'
-                 ]]))
+          f'onnxruntime {onnxruntime.__version__}, opset 16; load average '
+          f'{os.getloadavg()[0]:.1f} at the end\n')
+    print(table(['R-CNN score_thr', 'detections (PyTorch / ORT)',
+                 'PyTorch s', 'ORT, MMDeploy\'s paste s',
+                 'ORT, per-box paste s', 'PyTorch / ORT (MMDeploy\'s)',
+                 'PyTorch / ORT (per box)', 'masks equal'], rows))
     print(f'\nper image, pre- and post-processing included; median of '
           f'{args.repeats} interleaved repeats after one warm-up each.')
     return 0

@@ -219,10 +219,6 @@ def train_quietly(args):
     return metrics
 
 
-#: Input size of the printed export command: the demo config's img_scale.
-EXPORT_SHAPE = (128, 128)
-
-
 def shown(path):
     """``path`` relative to the current folder if it lies inside it."""
     rel = osp.relpath(osp.abspath(path))
@@ -231,8 +227,8 @@ def shown(path):
 
 def next_commands(ckpt, data_root, image, work_dir):
     """The commands that use the demo's checkpoint, as ``(what, argv)``:
-    evaluate (tools/test.py), export the features (export_onnx.py), deploy
-    the whole detector (deploy.py) and visualise (visualize_attention.py).
+    evaluate (tools/test.py), export backbone + FPN and deploy the whole
+    detector (deploy.py) and visualise (visualize_attention.py).
     None needs a trust flag: the checkpoint's training state loads through
     mmfca's safe loader."""
     def tool(name):
@@ -250,9 +246,9 @@ def next_commands(ckpt, data_root, image, work_dir):
         ('evaluate it (COCO bbox and segm mAP, as above)',
          [python, tool('test.py'), config, ckpt] + data),
         ('export backbone + FPN to ONNX, checked against PyTorch',
-         [python, tool('deployment/export_onnx.py'), config, ckpt, '--part',
-          'features', '--shape', *map(str, EXPORT_SHAPE), '--out',
-          osp.join(work_dir, 'fcanet18_features.onnx')]),
+         [python, tool('deployment/deploy.py'), config, ckpt, '--part',
+          'features', '--img', shown(image), '--work-dir',
+          osp.join(work_dir, 'features')]),
         ('deploy the whole detector to ONNX Runtime (MMDeploy); its mAP '
          'beside PyTorch\'s',
          [python, tool('deployment/deploy.py'), config, ckpt, '--work-dir',

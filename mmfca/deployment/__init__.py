@@ -1,8 +1,9 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-from .onnx_export import (PARTS, check_onnx, export_onnx, exportable,
-                          onnx_domains, output_path)
+from .builder import init_model
+from .mask_paste import masks_pasted_per_box, paste_masks_per_box
+from .mmdeploy_shims import mmdeploy_export_shims
 
 __all__ = [
-    'PARTS', 'check_onnx', 'export_onnx', 'exportable', 'onnx_domains',
-    'output_path'
+    'init_model', 'masks_pasted_per_box', 'mmdeploy_export_shims',
+    'paste_masks_per_box'
 ]

@@ -1,18 +1,14 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""The whole detector to ONNX Runtime with MMDeploy, checked against
-MMDetection (``tools/deployment/deploy.py``; docs/deployment.md).
+"""A detector, classifier or segmentor to ONNX Runtime with MMDeploy,
+checked against PyTorch (``tools/deployment/deploy.py``).
 
-Every step is MMDeploy's or MMDetection's own: MMDeploy's ``torch2onnx``
-(run under :func:`~mmfca.deployment.mmdeploy_shims.mmdeploy_export_shims`)
-writes ``end2end.onnx``, its ``export2SDK`` the ``deploy.json``,
-``pipeline.json`` and ``detail.json`` beside it; MMDeploy's ONNX Runtime
-backend model (``End2EndModel``: pre-processing, the graph, the masks
-pasted into the image) runs the graph; the reference is MMDetection's own
-inference of the checkpoint (:func:`mmdet.apis.inference_detector`), and
-``--eval`` runs MMDeploy's test runner and mmengine's with the config's
-evaluator. What this module adds: the checks before the export (one line
-each), the comparison of the detections (:func:`match_detections`) and
-the summary.
+The steps are MMDeploy's: ``torch2onnx`` (under
+:func:`~.mmdeploy_shims.mmdeploy_export_shims`) and ``export2SDK`` write
+``end2end.onnx`` and the SDK files; the task processor prepares images,
+builds the ONNX Runtime backend model and its test runner. What this
+module adds: the checks before the export, the comparison with PyTorch,
+the backbone + neck export and MMDetection's mask pasting in the backend
+model (:func:`~.mask_paste.masks_pasted_per_box`).
 """
 import contextlib
 import copy
@@ -20,10 +16,12 @@ import os
 import os.path as osp
 import shutil
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 
+from .mask_paste import masks_pasted_per_box
 from .mmdeploy_shims import mmdeploy_export_shims
 
 #: The MMDeploy release the deploy configs and the shims are written for.
@@ -31,165 +29,110 @@ MMDEPLOY_VERSION = '1.3.1'
 #: The graph MMDeploy writes, and the SDK's description files beside it.
 ONNX_FILE = 'end2end.onnx'
 SDK_FILES = ('deploy.json', 'pipeline.json', 'detail.json')
-#: The deploy configs of configs/deploy/, by what the model outputs.
-DEPLOY_CONFIGS = {
-    'detection': 'detection_onnxruntime_dynamic.py',
-    'instance-seg': 'instance-seg_onnxruntime_dynamic.py',
+#: What is deployed, by the model: MMDeploy codebase and graph outputs; the
+#: deploy config of configs/deploy/ is ``<kind>_onnxruntime_dynamic.py``.
+KINDS = {
+    'detection': ('mmdet', ['dets', 'labels']),
+    'instance-seg': ('mmdet', ['dets', 'labels', 'masks']),
+    'classification': ('mmpretrain', ['output']),
+    'segmentation': ('mmseg', ['output']),
 }
 #: Detections compared: score at least SCORE_THR; the same detection: the
 #: same label and box IoU above IOU_THR.
 SCORE_THR, IOU_THR = 0.3, 0.9
+#: The metrics shown side by side, as the evaluators name them.
+SHOWN = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+         'coco/segm_mAP_50', 'accuracy/top1', 'accuracy/top5', 'mIoU',
+         'aAcc')
 
 
 class DeployError(RuntimeError):
     """Deployment cannot proceed; the message (one line) says why."""
 
 
-def require_mmdeploy() -> str:
-    """MMDeploy's version; a :class:`DeployError` saying how to install it
-    (and onnxruntime) when either is missing."""
-    install = (f'`make install` sets up mmdeploy {MMDEPLOY_VERSION}; '
-               f'elsewhere: pip install --no-deps mmdeploy=={MMDEPLOY_VERSION}'
-               ' && pip install aenum onnx onnxruntime (its declared '
-               'dependencies would downgrade onnx and protobuf)')
-    try:
-        import mmdeploy
-        import onnxruntime  # noqa: F401
-    except ImportError as err:
-        raise DeployError(f'{err.name or err} is not installed: {install}')
-    return mmdeploy.__version__
+def require_mmdeploy() -> None:
+    """A :class:`DeployError` saying how to install MMDeploy and
+    onnxruntime when either is missing (found, not imported)."""
+    import importlib.util
+    for name in ('mmdeploy', 'onnxruntime'):
+        if importlib.util.find_spec(name) is None:
+            raise DeployError(
+                f'{name} is not installed: `make install` sets up mmdeploy '
+                f'{MMDEPLOY_VERSION}; elsewhere: pip install --no-deps '
+                f'mmdeploy=={MMDEPLOY_VERSION} && pip install aenum onnx '
+                f'onnxruntime (its declared dependencies would downgrade '
+                f'onnx and protobuf)')
 
 
 def model_kind(cfg) -> str:
-    """``'instance-seg'`` when the detector predicts masks (a mask head),
-    else ``'detection'``; a :class:`DeployError` for other models."""
-    scope = cfg.get('default_scope')
-    if scope != 'mmdet':
+    """One of :data:`KINDS` by the config's ``default_scope`` (and, for
+    MMDetection, a mask head); a :class:`DeployError` for other configs."""
+    scope, model = cfg.get('default_scope'), cfg.get('model', {})
+    if scope == 'mmdet':
+        roi_head = model.get('roi_head')
+        has_mask = model.get('mask_head') is not None or (
+            isinstance(roi_head, dict) and roi_head.get('mask_head'))
+        return 'instance-seg' if has_mask else 'detection'
+    kinds = dict(mmpretrain='classification', mmseg='segmentation')
+    if scope not in kinds:
         raise DeployError(
             f'the config\'s default_scope is {scope!r}; deploy.py takes '
-            f'MMDetection detectors (default_scope \'mmdet\'); export '
-            f'classifiers and segmentors with tools/deployment/export_onnx.py')
-    model = cfg.model
-    has_mask = model.get('mask_head') is not None or (
-        isinstance(model.get('roi_head'), dict)
-        and model.roi_head.get('mask_head') is not None)
-    return 'instance-seg' if has_mask else 'detection'
+            f'MMDetection, MMPretrain and MMSegmentation configs '
+            f'(default_scope \'mmdet\', \'mmpretrain\' or \'mmseg\')')
+    return kinds[scope]
 
 
 def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
-    """A :class:`DeployError` unless ``deploy_cfg`` exports an MMDetection
-    model of ``kind`` to ONNX Runtime through ONNX."""
-    codebase = deploy_cfg.get('codebase_config', {}).get('type')
+    """A :class:`DeployError` unless ``deploy_cfg`` exports a model of
+    ``kind`` to ONNX Runtime with its outputs."""
+    (codebase, want), fix = KINDS[kind], (
+        f'use configs/deploy/{kind}_onnxruntime_dynamic.py')
+    got = deploy_cfg.get('codebase_config', {}).get('type')
     backend = deploy_cfg.get('backend_config', {}).get('type')
     outputs = list(deploy_cfg.get('onnx_config', {}).get('output_names', []))
-    if codebase != 'mmdet' or backend != 'onnxruntime':
+    if got != codebase or backend != 'onnxruntime':
         raise DeployError(
-            f'{path} deploys codebase {codebase!r} to backend {backend!r}; '
-            f'deploy.py takes codebase \'mmdet\' to \'onnxruntime\' (the '
-            f'configs in configs/deploy/)')
-    want = ['dets', 'labels'] + (['masks'] if kind == 'instance-seg' else [])
+            f'{path} deploys codebase {got!r} to backend {backend!r}; this '
+            f'{kind} model needs codebase {codebase!r} to \'onnxruntime\': '
+            f'{fix}')
     if outputs != want:
-        raise DeployError(
-            f'{path} names the outputs {outputs}, but this {kind} model '
-            f'gives {want}: use configs/deploy/{DEPLOY_CONFIGS[kind]}')
-
-
-def load_model(cfg, checkpoint: str) -> torch.nn.Module:
-    """MMDetection's model of ``cfg`` with every tensor of ``checkpoint``
-    (strict; ``'none'``: the config's initialisation), ready for
-    :func:`mmdet.apis.inference_detector`. The checkpoint loads by mmfca's
-    trust rule (:func:`mmfca.utils.mark_trusted`: fully unpickled only
-    inside ``cfg.work_dir``, where the config has one; elsewhere tensors,
-    plain data and mmengine's training state).
-
-    Raises:
-        DeployError: If the checkpoint cannot be read or does not fit.
-    """
-    import pickle
-
-    from mmengine.registry import MODELS, DefaultScope
-    from mmengine.runner import load_checkpoint
-
-    from mmfca.utils import mark_trusted
-    from mmfca.utils.checkpoint import (NotACheckpointError,
-                                        UnsafeCheckpointError)
-    backbone = cfg.model.get('backbone', {})
-    if isinstance(backbone, dict):
-        # the checkpoint holds the weights (or, with "none", random ones)
-        backbone['init_cfg'] = None
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-    if checkpoint == 'none':
-        model.init_weights()
-        meta = {}
-    else:
-        work_dir = cfg.get('work_dir')
-        trusted = mark_trusted(checkpoint, work_dir) if work_dir else None
-        try:
-            meta = load_checkpoint(model, trusted or checkpoint,
-                                   map_location='cpu', strict=True,
-                                   logger='silent').get('meta', {})
-        except (NotACheckpointError, UnsafeCheckpointError,
-                pickle.UnpicklingError, EOFError) as err:
-            raise DeployError(f'cannot read checkpoint {checkpoint}: '
-                              f'{one_line(err)}')
-        except RuntimeError as err:
-            raise DeployError(f'checkpoint {checkpoint} does not fit the '
-                              f'config\'s model: {one_line(err)}')
-    model.cfg = cfg
-    model.dataset_meta = meta.get('dataset_meta') or dict(
-        classes=cfg.get('metainfo', {}).get('classes', ()))
-    return model.eval()
-
-
-def one_line(err: Exception, limit: int = 300) -> str:
-    """An exception's message on one line, at most ``limit`` characters."""
-    text = ' '.join(str(err).split())
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+        raise DeployError(f'{path} names the outputs {outputs}, but this '
+                          f'{kind} model gives {want}: {fix}')
 
 
 @contextlib.contextmanager
-def _quiet_export():
-    """The tracer's notes on MMDeploy's and MMDetection's Python control
-    flow (the graph is checked afterwards, not trusted on them)."""
-    with warnings.catch_warnings():
+def _exporting():
+    """The torch shims, without the tracer's notes on the libraries' Python
+    control flow (the graph is checked afterwards); yields the shims."""
+    with warnings.catch_warnings(), mmdeploy_export_shims() as shims:
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings(
-            'ignore', message='Exporting aten::index operator',
-            category=UserWarning)
-        yield
+        warnings.filterwarnings('ignore', message='Exporting aten::index')
+        yield shims
+
+
+def graph_ops(path: str) -> Dict:
+    """``op_types`` and ``domains`` (``''``: standard ONNX) of a graph."""
+    import onnx
+    nodes = onnx.load(path).graph.node
+    return dict(op_types=sorted({n.op_type for n in nodes}),
+                domains=sorted({n.domain for n in nodes}))
 
 
 def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
            work_dir: str) -> Dict:
-    """MMDeploy's ``torch2onnx`` and ``export2SDK`` into ``work_dir``.
-
-    The files are written into ``work_dir/.partial`` and moved into
-    ``work_dir`` once all are there (a failed export leaves no
-    ``end2end.onnx``).
-
-    Args:
-        model_cfg (Config): The model's config.
-        deploy_cfg (Config): An MMDeploy deploy config (configs/deploy/).
-        checkpoint (str | None): What MMDeploy loads (a path, possibly
-            with mmfca's trusted scheme); None: the config's init.
-        img (str | ndarray): The image traced through the model.
-        work_dir (str): The output folder.
-
-    Returns:
-        dict: ``onnx`` (the graph's path), ``shims`` (the torch shims
-        applied), ``op_types`` and ``domains`` of the graph.
+    """MMDeploy's ``torch2onnx`` and ``export2SDK`` of the model of
+    ``model_cfg`` with ``checkpoint`` (a path, possibly marked trusted;
+    None: the config's init), traced on ``img`` (path or array), into
+    ``work_dir`` by way of ``work_dir/.partial`` (a failed export leaves no
+    graph). Returns ``onnx`` (the path), ``shims`` and :func:`graph_ops`.
     """
-    import onnx
     from mmdeploy.apis import torch2onnx
     from mmdeploy.backend.sdk.export_info import export2SDK
     partial = osp.join(work_dir, '.partial')
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
-    try:
-        # copies: export2SDK rewrites the test pipeline it describes in
-        # place
-        with _quiet_export(), mmdeploy_export_shims() as shims:
+    try:  # copies: export2SDK rewrites the test pipeline in place
+        with _exporting() as shims:
             torch2onnx(img, partial, ONNX_FILE, copy.deepcopy(deploy_cfg),
                        copy.deepcopy(model_cfg), checkpoint, 'cpu')
         export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg),
@@ -199,111 +142,159 @@ def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     path = osp.join(work_dir, ONNX_FILE)
-    nodes = onnx.load(path).graph.node
-    return dict(onnx=path, shims=shims,
-                op_types=sorted({n.op_type for n in nodes}),
-                domains=sorted({n.domain for n in nodes}))
+    return dict(onnx=path, shims=shims, **graph_ops(path))
+
+
+class _Features(torch.nn.Module):
+    """A model's ``extract_feat`` (backbone and neck) as a flat tuple."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, img):
+        out = self.model.extract_feat(img)
+        return (out, ) if isinstance(out, torch.Tensor) else tuple(out)
+
+
+def export_features(model, inputs: torch.Tensor, deploy_cfg,
+                    path: str) -> Dict:
+    """``model``'s backbone and neck (``extract_feat``) to ``path`` with
+    MMDeploy's ``export``, dynamic batch, height and width, then ONNX
+    Runtime against PyTorch on ``inputs`` (the normalised image) and on two
+    resized copies (batch 2). Returns ``onnx``, ``shims``,
+    :func:`graph_ops` and ``checks``: per input, ``shape`` and
+    ``max_rel_error`` (over the outputs, ``max|ORT - PyTorch| /
+    max|PyTorch|``)."""
+    import onnxruntime as ort
+    from mmdeploy.apis.onnx import export as mmdeploy_export
+    module = _Features(model).eval()
+    with torch.no_grad():
+        names = [f'out{i}' for i in range(len(module(inputs)))]
+    axes = {n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names}
+    axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
+    with _exporting() as shims:
+        mmdeploy_export(
+            module, inputs, path[:-5] + '.partial', 'onnxruntime',
+            context_info=dict(deploy_cfg=deploy_cfg), input_names=['input'],
+            output_names=names, dynamic_axes=axes,
+            opset_version=deploy_cfg.onnx_config.opset_version)
+    os.replace(path[:-5] + '.partial.onnx', path)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    (h, w), checks = inputs.shape[-2:], []
+    for size in (None, (h * 3 // 4, w // 2), (h * 5 // 4, w * 5 // 4 + 7)):
+        x = inputs if size is None else torch.nn.functional.interpolate(
+            inputs, size=size, mode='bilinear').repeat(2, 1, 1, 1)
+        with torch.no_grad():
+            ref = [t.numpy() for t in module(x)]
+        got = session.run(None, {'input': x.numpy()})
+        err = max(float(np.abs(g - r).max() / max(np.abs(r).max(), 1e-12))
+                  for g, r in zip(got, ref))
+        checks.append(dict(shape=list(x.shape), max_rel_error=err))
+    return dict(onnx=path, shims=shims, checks=checks, **graph_ops(path))
 
 
 def build_backend(model_cfg, deploy_cfg, onnx_file: str):
     """MMDeploy's task processor and its ONNX Runtime model of
-    ``onnx_file`` (``End2EndModel``: MMDetection's data preprocessor, the
-    graph in an ``InferenceSession``, the masks pasted in Python)."""
-    from mmdeploy.apis.utils import build_task_processor
+    ``onnx_file`` (``End2EndModel``: the config's data preprocessor, the
+    graph in an ``InferenceSession``, the codebase's post-processing)."""
+    from mmdeploy.apis import build_task_processor
     task = build_task_processor(model_cfg, deploy_cfg, 'cpu')
-    model = task.build_backend_model([onnx_file],
-                                     task.update_data_preprocessor)
-    return task, model
+    return task, task.build_backend_model([onnx_file],
+                                          task.update_data_preprocessor)
 
 
-def predict_backend(task, model, img):
-    """The backend model's ``DetDataSample`` for one image (path or
-    array), through MMDeploy's test pipeline (``create_input``)."""
+def predict(task, model, img):
+    """The data sample of ``model`` (the backend model or PyTorch's) for
+    ``img`` (path or array) as MMDeploy prepares it (``create_input``);
+    masks pasted per box."""
     data, _ = task.create_input(img, None)
-    with torch.no_grad():
+    with torch.no_grad(), masks_pasted_per_box():
         return model.test_step(data)[0]
 
 
-def predict_pytorch(model, img):
-    """MMDetection's own inference of ``img``: ``DetDataSample``."""
-    from mmdet.apis import inference_detector
-    return inference_detector(model, img)
+def compare(kind: str, reference, candidate) -> Dict:
+    """How ONNX Runtime's data sample ``candidate`` differs from PyTorch's
+    ``reference``: :func:`match_detections` (detectors); ``max_score_diff``
+    and ``same_top1`` (classifiers); ``pixels`` and ``equal_labels`` (the
+    fraction of pixels of the same label; segmentors)."""
+    if kind == 'classification':
+        ref, got = reference.pred_score, candidate.pred_score
+        return dict(max_score_diff=float((ref - got).abs().max()),
+                    same_top1=bool(ref.argmax() == got.argmax()))
+    if kind == 'segmentation':
+        ref = reference.pred_sem_seg.data
+        got = candidate.pred_sem_seg.data.to(ref.dtype)
+        return dict(pixels=ref.numel(),
+                    equal_labels=float((ref == got).double().mean()))
+    ref, got = reference.pred_instances, candidate.pred_instances
+    return dict(match_detections(ref, got), onnx_detections=len(got),
+                pytorch_detections=len(ref))
 
 
 def match_detections(reference, candidate, score_thr: float = SCORE_THR,
                      iou_thr: float = IOU_THR) -> Dict:
-    """Pair each detection of ``reference`` scoring at least ``score_thr``
-    with the ``candidate`` detection of the same label that overlaps it
-    most (boxes), each candidate used once, in the reference's score order.
-
-    Args:
-        reference (InstanceData): ``bboxes``, ``scores``, ``labels`` and
-            optionally ``masks`` (bool, image-sized).
-        candidate (InstanceData): The same fields.
-        score_thr (float): The reference detections compared.
-        iou_thr (float): A pair matches when its box IoU exceeds it.
-
-    Returns:
-        dict: ``compared`` (reference detections at ``score_thr``),
-        ``matched`` (of them, paired with IoU > ``iou_thr``), ``min_iou``
-        (of the matched pairs' boxes), ``max_box_diff`` (px),
-        ``max_score_diff`` and, with masks, ``min_mask_iou``; the
-        statistics are None when nothing matched.
-    """
+    """Pair each detection of ``reference`` (``InstanceData``: ``bboxes``,
+    ``scores``, ``labels``, optionally bool ``masks``) scoring at least
+    ``score_thr``, in score order, with the unused ``candidate`` detection
+    of the same label that overlaps it most, if the box IoU exceeds
+    ``iou_thr``. Returns ``compared``, ``matched``, and over the pairs
+    ``min_iou``, ``max_box_diff`` (px), ``max_score_diff`` and, with masks,
+    ``min_mask_iou`` (None when nothing matched)."""
     from mmdet.structures.bbox import bbox_overlaps
-    keep = reference.scores >= score_thr
-    ref = reference[keep]
-    order = ref.scores.argsort(descending=True)
-    ref = ref[order]
+    ref = reference[reference.scores >= score_thr]
+    ref = ref[ref.scores.argsort(descending=True)]
     ious = bbox_overlaps(ref.bboxes.float(), candidate.bboxes.float())
     same = ref.labels[:, None] == candidate.labels[None, :]
     ious = torch.where(same, ious, ious.new_full((), -1.))
     pairs = []
-    for i in range(len(ref)):
-        j = int(ious[i].argmax()) if ious.shape[1] else -1
-        if j >= 0 and ious[i, j] > iou_thr:
+    for i in range(len(ref) if ious.shape[1] else 0):
+        j = int(ious[i].argmax())
+        if ious[i, j] > iou_thr:
             pairs.append((i, j))
             ious[:, j] = -1
-    report = dict(compared=len(ref), matched=len(pairs), min_iou=None,
-                  max_box_diff=None, max_score_diff=None)
     has_masks = 'masks' in ref and 'masks' in candidate
-    if has_masks:
-        report['min_mask_iou'] = None
+    report = dict(compared=len(ref), matched=len(pairs), min_iou=None,
+                  max_box_diff=None, max_score_diff=None,
+                  **(dict(min_mask_iou=None) if has_masks else {}))
     if not pairs:
         return report
     i, j = (torch.tensor(idx) for idx in zip(*pairs))
-    box_ious = bbox_overlaps(ref.bboxes[i].float(),
-                             candidate.bboxes[j].float(), is_aligned=True)
+    a, b = ref[i], candidate[j]
     report.update(
-        min_iou=float(box_ious.min()),
-        max_box_diff=float((ref.bboxes[i] - candidate.bboxes[j]).abs().max()),
-        max_score_diff=float(
-            (ref.scores[i] - candidate.scores[j]).abs().max()))
+        min_iou=float(bbox_overlaps(a.bboxes.float(), b.bboxes.float(),
+                                    is_aligned=True).min()),
+        max_box_diff=float((a.bboxes - b.bboxes).abs().max()),
+        max_score_diff=float((a.scores - b.scores).abs().max()))
     if has_masks:
-        a, b = ref.masks[i].bool(), candidate.masks[j].bool()
-        inter = (a & b).flatten(1).sum(1).float()
-        union = (a | b).flatten(1).sum(1).float()
+        inter = (a.masks & b.masks).flatten(1).sum(1).float()
+        union = (a.masks | b.masks).flatten(1).sum(1).float()
         # two empty masks are the same mask
-        mask_iou = torch.where(union > 0, inter / union.clamp(min=1),
-                               torch.ones_like(union))
-        report['min_mask_iou'] = float(mask_iou.min())
+        report['min_mask_iou'] = float(
+            torch.where(union > 0, inter / union.clamp(min=1), 1.).min())
     return report
 
 
-def evaluate_backend(task, model, work_dir: str) -> Dict:
-    """The config's test evaluator on its test set, the backend model
-    predicting: MMDeploy's test runner (``DeployTestRunner``)."""
-    runner = task.build_test_runner(model, work_dir)
-    return runner.test()
-
-
-def evaluate_pytorch(cfg, checkpoint: str, work_dir: str) -> Dict:
-    """The config's test evaluator on its test set, PyTorch predicting:
-    mmengine's runner as ``tools/test.py`` builds it."""
-    from mmfca.utils import build_runner, mark_trusted
+def evaluate(cfg, checkpoint: str, task, backend, work_dir: str) -> Dict:
+    """The config's test evaluator on its test set for ONNX Runtime
+    (MMDeploy's test runner) and PyTorch (mmengine's runner, as
+    ``tools/test.py`` builds it), in ``work_dir/eval_<name>``:
+    ``{'onnxruntime': metrics, 'pytorch': metrics}``."""
+    from mmfca.utils import build_runner, trusted_checkpoint
+    with masks_pasted_per_box():
+        onnx = task.build_test_runner(
+            backend, osp.join(work_dir, 'eval_onnxruntime')).test()
     cfg = cfg.copy()
-    cfg.load_from = mark_trusted(checkpoint, cfg.work_dir) or checkpoint
-    cfg.work_dir = work_dir
+    cfg.load_from = trusted_checkpoint(checkpoint, cfg.get('work_dir'))
+    cfg.work_dir = osp.join(work_dir, 'eval_pytorch')
     # a visualizer of its own (the config's is a process-wide instance)
     cfg.visualizer.name = f'mmfca-deploy-pytorch@{work_dir}'
-    return build_runner(cfg).test()
+    return dict(onnxruntime=onnx, pytorch=build_runner(cfg).test())
+
+
+def metrics_lines(onnx: Dict, pytorch: Dict) -> List[str]:
+    """The :data:`SHOWN` metrics of both, side by side."""
+    return [f'{key.split("/")[-1]:<12} ONNX Runtime {onnx[key]:.3f}   '
+            f'PyTorch {pytorch[key]:.3f}   difference '
+            f'{onnx[key] - pytorch[key]:+.3f}' for key in SHOWN
+            if key in onnx and key in pytorch]

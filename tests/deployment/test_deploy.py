@@ -1,9 +1,11 @@
 """tools/deployment/deploy.py: a whole Mask R-CNN FcaNet through MMDeploy
-to ONNX Runtime. The graph holds standard ONNX operators only, runs in a
-plain onnxruntime session, and ONNX Runtime's detections are MMDetection's
+to ONNX Runtime (the classifier and the segmentor: test_deploy_cls_seg.py).
+The graph holds standard ONNX operators only, runs in a plain onnxruntime
+session, and ONNX Runtime's detections are MMDetection's
 own (its inference_detector on the checkpoint, not MMDeploy's rewritten
 model); --eval prints the ONNX model's COCO mAP beside PyTorch's. Errors
 are one line each and name the bad value."""
+import importlib.util
 import json
 import os.path as osp
 import re
@@ -16,12 +18,15 @@ import torch
 
 from _helpers import DEMO_CONFIG, REPO, data_options, load_tool, run, tool
 
-pytest.importorskip('onnxruntime', reason='onnx and onnxruntime come with '
-                    'the tests extra')
-pytest.importorskip('mmdeploy', reason='mmdeploy 1.3.1 is installed by '
-                    'tools/setup_env.sh (pip install --no-deps)')
+# found, not imported: deploy.py imports MMDeploy (which makes its logger)
+# while its output goes to the log
+pytestmark = pytest.mark.skipif(
+    None in (importlib.util.find_spec('onnxruntime'),
+             importlib.util.find_spec('mmdeploy')),
+    reason='mmdeploy 1.3.1 is installed by tools/setup_env.sh (pip install '
+    '--no-deps), onnxruntime with the tests extra')
 deploy = load_tool('deployment/deploy.py')
-from mmfca.deployment import mmdeploy_ort  # noqa: E402
+from mmfca.deployment import init_model, mmdeploy_ort  # noqa: E402
 
 #: The tiny Mask R-CNN FcaNet-18 the slow tests deploy: the demo config
 #: (MatmulRoIExtractor, 3 classes, 128 px) trained for 24 iterations on the
@@ -96,6 +101,7 @@ def test_deploy_writes_the_graph_and_mmdeploys_files(deployed):
     assert 'Failed to search registry' in open(
         osp.join(work_dir, 'deploy.log')).read()
     assert 'operators: standard ONNX only' in out
+    assert '[deploy] evaluating ONNX Runtime and PyTorch' in out
 
 
 @pytest.mark.slow
@@ -233,15 +239,17 @@ def test_help_shows_the_whole_description(capsys):
     with pytest.raises(SystemExit):
         deploy.main(['-h'])
     out = ' '.join(capsys.readouterr().out.split())
-    assert ('Deploy a whole MMDetection detector (FcaNet backbone, heads, '
-            'NMS, masks) to ONNX Runtime with MMDeploy') in out
+    assert ('Deploy an MMDetection detector, MMPretrain classifier or '
+            'MMSegmentation segmentor (FcaNet backbone) to ONNX Runtime with '
+            'MMDeploy') in out
+    assert '--part features writes DIR/features.onnx instead' in out
     assert 'An existing DIR/end2end.onnx is kept unless --force.' in out
 
 
 def saved_weights(path):
     """The demo detector with random weights, as a plain state dict."""
     from mmengine.config import Config
-    model = mmdeploy_ort.load_model(Config.fromfile(DEMO_CONFIG), 'none')
+    model = init_model(Config.fromfile(DEMO_CONFIG))
     torch.save({'state_dict': model.state_dict()}, str(path))
     return str(path)
 
@@ -257,15 +265,26 @@ def test_bad_inputs_are_refused_with_one_line_each(tmp_path):
     ckpt = saved_weights(tmp_path / 'weights.pth')
     work = str(tmp_path / 'out')
     cls_config = osp.join(REPO, 'configs/fcanet/fcanet18_8xb32_in1k.py')
+    other = tmp_path / 'other.py'
+    other.write_text("default_scope = 'mmocr'\nmodel = dict(type='DBNet')\n")
     det_deploy = osp.join(REPO, 'configs/deploy/'
                           'detection_onnxruntime_dynamic.py')
+    seg_deploy = osp.join(REPO, 'configs/deploy/'
+                          'segmentation_onnxruntime_dynamic.py')
     cases = {
         'checkpoint /no/such.pth not found': [DEMO_CONFIG, '/no/such.pth'],
-        "default_scope is 'mmpretrain'; deploy.py takes MMDetection "
-        "detectors (default_scope 'mmdet')": [cls_config, ckpt],
+        "default_scope is 'mmocr'; deploy.py takes MMDetection, MMPretrain "
+        "and MMSegmentation configs (default_scope 'mmdet', 'mmpretrain' "
+        "or 'mmseg')": [str(other), ckpt],
         "names the outputs ['dets', 'labels'], but this instance-seg "
-        "model gives ['dets', 'labels', 'masks']": [
+        "model gives ['dets', 'labels', 'masks']: use configs/deploy/"
+        "instance-seg_onnxruntime_dynamic.py": [
             DEMO_CONFIG, ckpt, '--deploy-cfg', det_deploy],
+        f"{seg_deploy} deploys codebase 'mmseg' to backend 'onnxruntime'; "
+        "this classification model needs codebase 'mmpretrain' to "
+        "'onnxruntime': use configs/deploy/"
+        "classification_onnxruntime_dynamic.py": [
+            cls_config, ckpt, '--deploy-cfg', seg_deploy],
         'image /no/such.jpg not found': [
             DEMO_CONFIG, ckpt, '--img', '/no/such.jpg'],
         'Config file /no/such.py does not exist': ['/no/such.py', ckpt],
@@ -281,14 +300,17 @@ def test_bad_inputs_are_refused_with_one_line_each(tmp_path):
     assert not osp.exists(work)  # nothing written
 
 
-def test_an_existing_graph_is_kept_unless_force(tmp_path):
+@pytest.mark.parametrize('part,name', [('model', 'end2end.onnx'),
+                                       ('features', 'features.onnx')])
+def test_an_existing_graph_is_kept_unless_force(tmp_path, part, name):
     ckpt = saved_weights(tmp_path / 'weights.pth')
-    (tmp_path / 'end2end.onnx').write_bytes(b'keep me')
-    error = error_of([DEMO_CONFIG, ckpt, '--work-dir', str(tmp_path)])
-    assert error == (f'deploy.py: error: {tmp_path}/end2end.onnx exists; '
+    (tmp_path / name).write_bytes(b'keep me')
+    error = error_of([DEMO_CONFIG, ckpt, '--work-dir', str(tmp_path),
+                      '--part', part])
+    assert error == (f'deploy.py: error: {tmp_path}/{name} exists; '
                      f'pass --force to overwrite it or --work-dir for '
                      f'another folder')
-    assert (tmp_path / 'end2end.onnx').read_bytes() == b'keep me'
+    assert (tmp_path / name).read_bytes() == b'keep me'
 
 
 def test_unreadable_or_foreign_checkpoints_are_one_line(tmp_path):
@@ -326,6 +348,7 @@ def test_a_model_mmdeploy_cannot_export_is_one_line(tmp_path, capsys):
         return scope and (scope.instance_name, scope.scope_name)
 
     before = current_scope()
+    capsys.readouterr()  # the weights' initialisation log
     error = error_of([DEMO_CONFIG, ckpt, '--img', img, '--work-dir',
                       str(work), '--cfg-options',
                       'model.test_cfg.rcnn.nms.type=soft_nms'])
@@ -355,7 +378,7 @@ def test_bad_opset_names_the_allowed_ones(capsys):
 
 
 def test_missing_mmdeploy_says_how_to_install_it(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, 'mmdeploy', None)  # import fails
+    monkeypatch.setitem(sys.modules, 'mmdeploy', None)  # not found
     error = error_of([DEMO_CONFIG, 'x.pth', '--work-dir', str(tmp_path)])
     assert error == (
         'deploy.py: error: mmdeploy is not installed: `make install` sets '
@@ -377,16 +400,21 @@ def test_errors_reach_the_console_as_one_line(tmp_path):
 
 @pytest.mark.parametrize('config,kind', [
     (DEMO_CONFIG, 'instance-seg'),
-    (osp.join(REPO, 'configs/mask_rcnn_fca50_coco.py'), 'instance-seg'),
-    (osp.join(REPO, 'configs/cascade-mask-rcnn_fca50_fpn_1x_coco.py'),
-     'instance-seg'),
-    (osp.join(REPO, 'configs/faster-rcnn_fca50_fpn_1x_coco.py'),
-     'detection'),
-    (osp.join(REPO, 'configs/retinanet_fca50_fpn_1x_coco.py'), 'detection'),
+    ('configs/mask_rcnn_fca50_coco.py', 'instance-seg'),
+    ('configs/cascade-mask-rcnn_fca50_fpn_1x_coco.py', 'instance-seg'),
+    ('configs/faster-rcnn_fca50_fpn_1x_coco.py', 'detection'),
+    ('configs/retinanet_fca50_fpn_1x_coco.py', 'detection'),
+    ('configs/fcanet/fcanet50_8xb32_in1k.py', 'classification'),
+    ('configs/seg/upernet_fca50_4xb2-80k_cityscapes-512x1024.py',
+     'segmentation'),
 ])
 def test_the_deploy_config_follows_the_model(config, kind):
     from mmengine.config import Config
-    assert mmdeploy_ort.model_kind(Config.fromfile(config)) == kind
+    cfg = Config.fromfile(osp.join(REPO, config))
+    assert mmdeploy_ort.model_kind(cfg) == kind
+    deploy_cfg = Config.fromfile(osp.join(
+        REPO, 'configs/deploy', f'{kind}_onnxruntime_dynamic.py'))
+    mmdeploy_ort.check_deploy_config(deploy_cfg, kind, kind)
 
 
 def test_deploy_configs_as_mmdeploy_reads_them():
@@ -396,21 +424,54 @@ def test_deploy_configs_as_mmdeploy_reads_them():
         get_post_processing_params
     from mmdeploy.utils import (get_backend, get_codebase, get_task_type,
                                 is_dynamic_shape, load_config)
-    for name, outputs in (('detection', ['dets', 'labels']),
-                          ('instance-seg', ['dets', 'labels', 'masks'])):
+    tasks = dict(detection='ObjectDetection',
+                 classification='Classification',
+                 segmentation='Segmentation')
+    for kind, (codebase, outputs) in mmdeploy_ort.KINDS.items():
         cfg, = load_config(osp.join(
-            REPO, 'configs/deploy', mmdeploy_ort.DEPLOY_CONFIGS[name]))
+            REPO, 'configs/deploy', f'{kind}_onnxruntime_dynamic.py'))
         assert get_backend(cfg).value == 'onnxruntime'
-        assert get_codebase(cfg).value == 'mmdet'
-        assert get_task_type(cfg).value == 'ObjectDetection'
+        assert get_codebase(cfg).value == codebase
+        assert get_task_type(cfg).value == tasks.get(kind, 'ObjectDetection')
         assert is_dynamic_shape(cfg)
+        assert cfg.onnx_config.dynamic_axes['input'] == {
+            0: 'batch', 2: 'height', 3: 'width'}
         assert cfg.onnx_config.opset_version == 16
         assert cfg.onnx_config.output_names == outputs
         assert set(cfg.onnx_config.dynamic_axes) == {'input', *outputs}
-        post = get_post_processing_params(cfg)
-        assert (post.score_threshold, post.pre_top_k,
-                post.max_output_boxes_per_class) == (0.0, -1, 1000)
-        mmdeploy_ort.check_deploy_config(cfg, name, name)
+        if codebase == 'mmdet':
+            post = get_post_processing_params(cfg)
+            assert (post.score_threshold, post.pre_top_k,
+                    post.max_output_boxes_per_class) == (0.0, -1, 1000)
+
+
+def test_features_export_matches_pytorch_at_other_sizes(tmp_path):
+    """--part features: the demo detector's backbone + FPN, standard ONNX
+    operators, ONNX Runtime equal to PyTorch at three sizes; independently,
+    a plain session on another input gives the model's FPN levels."""
+    import onnxruntime as ort
+    from mmengine.config import Config
+    ckpt = saved_weights(tmp_path / 'weights.pth')
+    img = osp.join(REPO, 'docs/images/dct_basis_top16.png')
+    report = deploy.main([DEMO_CONFIG, ckpt, '--img', img, '--part',
+                          'features', '--work-dir', str(tmp_path / 'out')])
+    assert report['export']['domains'] == ['']
+    checks = report['export']['checks']
+    assert [c['shape'][0] for c in checks] == [1, 2, 2]
+    assert len({tuple(c['shape'][2:]) for c in checks}) == 3
+    assert all(c['max_rel_error'] < 1e-4 for c in checks), checks
+    assert not (tmp_path / 'out' / 'end2end.onnx').exists()
+    model = init_model(Config.fromfile(DEMO_CONFIG), ckpt)
+    x = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = [t.numpy() for t in model.extract_feat(x)]
+    got = ort.InferenceSession(
+        str(tmp_path / 'out' / 'features.onnx'),
+        providers=['CPUExecutionProvider']).run(None, {'input': x.numpy()})
+    assert [g.shape for g in got] == [r.shape for r in ref]
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-4,
+                                   atol=1e-4 * np.abs(r).max())
 
 
 def test_match_detections_pairs_by_label_and_box_iou():

@@ -59,10 +59,12 @@ def coco_metrics(line):
     return {k: float(v) for k, v in found}
 
 
-def next_command(out, script):
-    """The argv of the summary's printed command that runs ``script``."""
+def next_command(out, script, part=None):
+    """The argv of the summary's printed command that runs ``script``
+    (deploy.py: with ``--part part``, or without --part)."""
     lines = out[out.index('[demo] next'):].splitlines()
-    found = [shlex.split(line) for line in lines if script in line]
+    found = [shlex.split(line) for line in lines if script in line and (
+        f'--part {part}' in line if part else '--part' not in line)]
     assert len(found) == 1, lines
     return found[0]
 
@@ -101,9 +103,10 @@ def test_demo_prints_progress_and_a_summary(demo_run):
     assert 'seed: 3' in open(log).read() or 'seed=3' in open(log).read()
     # the next commands name the checkpoint and no trust flag
     nexts = out[out.index('[demo] next'):]
-    for script in ('tools/test.py', 'export_onnx.py', 'deploy.py',
-                   'visualize_attention.py'):
-        argv = next_command(out, script)
+    for script, part in (('tools/test.py', None), ('deploy.py', 'features'),
+                         ('deploy.py', None),
+                         ('visualize_attention.py', None)):
+        argv = next_command(out, script, part)
         assert demo_run['ckpt'] in argv
         # deploy.py's --work-dir is its output folder, not a trust flag
         assert ('--work-dir' in argv) == (script == 'deploy.py')
@@ -201,13 +204,14 @@ def test_printed_export_command_matches_pytorch_with_the_weights(demo_run):
     from mmengine.registry import DefaultScope
 
     from mmdet.registry import MODELS
-    argv = next_command(demo_run['out'], 'export_onnx.py')
+    argv = next_command(demo_run['out'], 'deploy.py', 'features')
     proc = run(argv)
     assert warning_lines(proc.stdout) == []
-    onnx_file = argv[argv.index('--out') + 1]
-    checks = json.load(open(osp.splitext(onnx_file)[0] + '_check.json'))
-    assert len(checks['checks']) == 3
-    assert all(c['max_rel_error'] < 1e-4 for c in checks['checks'])
+    work_dir = argv[argv.index('--work-dir') + 1]
+    with open(osp.join(work_dir, 'deploy_check.json')) as f:
+        checks = json.load(f)['export']['checks']
+    assert len(checks) == 3
+    assert all(c['max_rel_error'] < 1e-4 for c in checks)
     # independently: the graph computes the checkpoint's backbone + FPN
     cfg = Config.fromfile(DEMO_CONFIG)
     with DefaultScope.overwrite_default_scope('mmdet'):
@@ -219,8 +223,9 @@ def test_printed_export_command_matches_pytorch_with_the_weights(demo_run):
     x = torch.randn(1, 3, 128, 160, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         ref = [t.numpy() for t in model.extract_feat(x)]
-    got = ort.InferenceSession(onnx_file, providers=[
-        'CPUExecutionProvider']).run(None, {'img': x.numpy()})
+    got = ort.InferenceSession(
+        osp.join(work_dir, 'features.onnx'),
+        providers=['CPUExecutionProvider']).run(None, {'input': x.numpy()})
     assert len(got) == len(ref) == 4
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=1e-4,
@@ -278,17 +283,14 @@ def test_next_commands_of_a_default_run_are_short(monkeypatch):
     ckpt = 'work_dirs/demo/run_1/epoch_6.pth'
     assert [argv[1:] for _, argv in commands] == [
         ['tools/test.py', config, ckpt],
-        ['tools/deployment/export_onnx.py', config, ckpt, '--part',
-         'features', '--shape', '128', '128', '--out',
-         'work_dirs/demo/run_1/fcanet18_features.onnx'],
+        ['tools/deployment/deploy.py', config, ckpt, '--part', 'features',
+         '--img', 'data/synthetic_coco_demo/val2017/000000000001.jpg',
+         '--work-dir', 'work_dirs/demo/run_1/features'],
         ['tools/deployment/deploy.py', config, ckpt, '--work-dir',
          'work_dirs/demo/run_1/deploy', '--eval'],
         ['tools/analysis_tools/visualize_attention.py', config, ckpt,
          'data/synthetic_coco_demo/val2017/000000000001.jpg', '--out',
          'work_dirs/demo/run_1/attention.png']]
-    # the export size is the config's test size
-    from mmengine.config import Config
-    assert Config.fromfile(DEMO_CONFIG).img_scale == demo.EXPORT_SHAPE
 
 
 def test_demo_says_when_its_data_is_not_the_demo_set(synthetic_coco,

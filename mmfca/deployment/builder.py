@@ -1,0 +1,86 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""One model builder for the deployment tools: a detector, classifier or
+segmentor by its codebase's own builder, the checkpoint loaded strictly by
+mmfca's trust rule."""
+import importlib
+import re
+import warnings
+from typing import Optional
+
+import torch
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import DefaultScope
+from mmengine.runner import CheckpointLoader
+from mmengine.runner.checkpoint import load_state_dict
+
+from mmfca.utils import trusted_checkpoint
+
+#: Each codebase's model builder, by the config's default_scope.
+BUILDERS = {
+    'mmdet': 'mmdet.apis:init_detector',
+    'mmpretrain': 'mmpretrain.apis:init_model',
+    'mmseg': 'mmseg.apis:init_model',
+}
+
+
+def one_line(err: Exception, limit: int = 300) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    text = ' '.join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
+    """The model of ``cfg`` (not changed) on the CPU in eval mode, with
+    ``cfg`` and ``dataset_meta``, built by :data:`BUILDERS` under the
+    config's default scope (the caller's is kept).
+
+    Args:
+        cfg (Config): A model config.
+        checkpoint (str, optional): Loaded strictly (every tensor must fit)
+            through :func:`mmfca.utils.trusted_checkpoint` (fully unpickled
+            only inside ``cfg.work_dir``; elsewhere weights-only). None:
+            the config's initialisation, without a pretrained backbone.
+
+    Raises:
+        ValueError: One line: the scope is not one of :data:`BUILDERS`, the
+            checkpoint cannot be read, or it does not fit the model.
+    """
+    scope = cfg.get('default_scope')
+    if scope not in BUILDERS:
+        raise ValueError(f'the config\'s default_scope is {scope!r}; '
+                         f'allowed: {sorted(BUILDERS)}')
+    cfg = cfg.copy()
+    if isinstance(cfg.model.get('backbone'), dict):
+        cfg.model.backbone.init_cfg = None  # the checkpoint's weights
+    module, name = BUILDERS[scope].split(':')
+    with DefaultScope.overwrite_default_scope(scope), \
+            warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # notes on the missing checkpoint
+        build = getattr(importlib.import_module(module), name)
+        model = revert_sync_batchnorm(build(cfg, None, device='cpu'))
+    meta = {}
+    if checkpoint is None:
+        model.init_weights()
+    else:
+        try:
+            ckpt = CheckpointLoader.load_checkpoint(
+                trusted_checkpoint(checkpoint, cfg.get('work_dir')),
+                map_location='cpu')
+            state = ckpt.get('state_dict', ckpt)
+            meta = ckpt.get('meta', {})
+            state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        except Exception as err:  # the loader's refusal, the file's own
+            raise ValueError(f'cannot read checkpoint {checkpoint}: '
+                             f'{one_line(err)}') from err
+        try:
+            load_state_dict(model, state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f'checkpoint {checkpoint} does not fit the '
+                             f'config\'s model: {one_line(err)}') from err
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    elif not getattr(model, 'dataset_meta', None):
+        model.dataset_meta = dict(
+            classes=cfg.get('metainfo', {}).get('classes', ()))
+    model.cfg = cfg
+    return model.eval()
