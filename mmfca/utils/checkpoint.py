@@ -172,7 +172,7 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
             f'{", ".join(self.names) or f"something else ({reason})"}, '
             "beyond tensors, plain data and mmengine's training state. Safe "
             "options: load your own run's checkpoints from inside its "
-            '--work-dir (tools/test.py, export_onnx.py, visualize_attention'
+            '--work-dir (tools/test.py, deploy.py, visualize_attention'
             '.py; tools/train.py --resume), convert released FcaNet weights '
             'with tools/model_converters/fcanet2mmfca.py, or, where you '
             'trust the file, save its weights alone and load those.')
