@@ -5,13 +5,13 @@ inference), for
 * SE: global average pooling + the same bias-free FCs + scale;
 * release-style FCA: multiply a full-size copy by the filter bank, then
   sum (and, at other sizes, an adaptively pooled copy first);
-  (both from tests/_helpers/fca_reference.py)
+  (both from mmfca.testing)
 * mmfca's MultiSpectralAttention;
 
 at the four ImageNet stage shapes and stages 1 and 4 of an 800x1216
 detection input, in float32 and under bf16/fp16 autocast, NCHW and
 channels_last. Two tables: times (medians of interleaved repeats) and the
-device-independent counts of :mod:`mmfca.utils.op_counts` (kernels and
+device-independent counts of :mod:`mmfca.testing.op_counts` (kernels and
 full-size passes per call).
 
 Run: python benchmarks/bench_attention.py [--repeats N] [--counts-only]
@@ -22,9 +22,9 @@ import argparse
 import torch
 
 from timing import DEVICE, header, interleaved_medians, table  # noqa: I100
-from _helpers.fca_reference import attention  # noqa: I100
+from mmfca.testing import attention  # noqa: I100
 from mmfca.models import MultiSpectralAttention
-from mmfca.utils.op_counts import count_ops
+from mmfca.testing import count_ops
 
 # (name, shape, dct size); batch 32 at ImageNet, 2 at detection sizes
 SHAPES = [

@@ -4,7 +4,7 @@ pays at detection batch sizes (where the GPU waits while Python and the
 dispatcher issue the layer's kernels): microseconds per call at shapes
 where the arithmetic is negligible, one thread, for SE, the release-style
 layer and mmfca's layer (SE and the release from
-tests/_helpers/fca_reference.py), inference and forward + backward, at a
+mmfca.testing), inference and forward + backward, at a
 filter-sized map and at one pooled to the filter.
 
 SE and the release-style layer are timed as plain functions (the cheapest
@@ -30,7 +30,7 @@ import types
 import torch
 
 from timing import header, interleaved_times, table  # noqa: I100
-from _helpers.fca_reference import attention  # noqa: I100
+from mmfca.testing import attention  # noqa: I100
 from mmfca.models import MultiSpectralAttention
 
 # (name, input shape, DCT filter side)

@@ -24,7 +24,7 @@ import torch
 import mmfca  # noqa: F401
 from bench_attention import DTYPES, FORMATS
 from timing import DEVICE, header, interleaved_medians, table  # noqa: I100
-from _helpers.fca_reference import channel_weights  # noqa: I100
+from mmfca.testing import channel_weights  # noqa: I100
 from mmfca.models import MultiSpectralAttention
 
 VARIANTS = ('SE', 'release', 'mmfca')

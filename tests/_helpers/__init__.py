@@ -11,9 +11,12 @@ MMPretrain's backbone tests), :mod:`_helpers.configs` (config dicts
 compared key by key), :mod:`_helpers.runner_configs` (the classification
 and segmentation configs shrunk to the synthetic sets),
 :mod:`_helpers.release_fcanet` (the release's network, for parity tests),
-:mod:`_helpers.fca_reference` (the float64 formula of the FCA layer),
 :mod:`_helpers.rank_report_hook` (a hook that training subprocesses load
 with ``custom_imports``).
+
+The references the FCA layer is checked against (its float64 formula, SE,
+the release's squeeze) and the kernel counter are the package's testing
+module, :mod:`mmfca.testing`, shared with the benchmarks.
 
 Fast selection: ``pytest -m "not slow"`` skips the tests that start
 training subprocesses (marker registered in setup.cfg); ``make test`` and

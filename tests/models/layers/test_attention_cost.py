@@ -1,13 +1,13 @@
 """FCA at SE's cost, pinned by device-independent counts (not times): the
 ATen kernels one call dispatches and the ones among them that read or write
-a full N x C x H x W tensor (see :mod:`mmfca.utils.op_counts`). SE is the
+a full N x C x H x W tensor (see :mod:`mmfca.testing.op_counts`). SE is the
 same excitation on global average pooling."""
 import pytest
 import torch
 
-from _helpers.fca_reference import attention
+from mmfca.testing import attention
 from mmfca.models import MultiSpectralAttention
-from mmfca.utils.op_counts import count_ops
+from mmfca.testing import count_ops
 
 # (name, input shape, DCT filter side): a map of the filter's size, and a
 # detection-sized one that the layer pools to the filter

@@ -4,9 +4,9 @@ deterministic mode, and the same kernel budget as on the CPU."""
 import pytest
 import torch
 
-from _helpers.fca_reference import reference_fca
+from mmfca.testing import reference_fca
 from mmfca.models import MultiSpectralAttention
-from mmfca.utils.op_counts import count_ops
+from mmfca.testing import count_ops
 
 pytestmark = [
     pytest.mark.cuda,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _helpers.fca_reference import attention, release_squeeze
+from mmfca.testing import attention, release_squeeze
 from mmfca.models import MultiSpectralAttention
 
 

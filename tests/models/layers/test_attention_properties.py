@@ -4,7 +4,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _helpers.fca_reference import reference_fca
+from mmfca.testing import reference_fca
 from mmfca.models import MultiSpectralAttention
 from mmfca.models.layers.dct import NUM_FREQS
 

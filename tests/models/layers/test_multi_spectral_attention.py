@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from _helpers.fca_reference import reference_fca
+from mmfca.testing import reference_fca
 from mmfca.models import MultiSpectralAttention
 
 
