@@ -7,7 +7,8 @@ MMSegmentation configs all build from:
 
 * ``MODELS``: ``FcaNet``, ``MultiSpectralSEResNet``,
   ``MultiSpectralSEResNeXt`` (backbones); ``MultiSpectralAttention``,
-  ``MultiSpectralDCT``, ``MultiSpectralSELayer``,
+  ``MultiSpectralSqueeze`` (also as 0.1.0's ``MultiSpectralDCT``),
+  ``AblationSqueeze``, ``MultiSpectralSELayer``,
   ``MultiSpectralChannelAttention``, ``ECALayer``, ``CBAMChannelAttention``
   (layers and plugins);
 * ``HOOKS``: ``RNGStateHook``;

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmfca.models.layers.dct import get_freq_indices
+from mmfca.models.layers.dct import get_grid_freqs
 
 
 def release_squeeze(x, bank):
@@ -36,7 +36,7 @@ def dct_squeeze(x, freq_sel_method, dct_h, dct_w):
     n, c = x.shape[:2]
     pooled = F.adaptive_avg_pool2d(x, (dct_h, dct_w)).numpy()
     coeffs = dctn(pooled, type=2, norm='ortho', axes=(2, 3))
-    freqs = get_freq_indices(freq_sel_method)
+    freqs = get_grid_freqs(freq_sel_method)
     y = np.empty((n, c))
     for k, channels in enumerate(np.array_split(np.arange(c), len(freqs))):
         u, v = freqs[k]

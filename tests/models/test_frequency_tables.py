@@ -3,7 +3,7 @@ paper's release; 32 (u, v) pairs each on the 7x7 grid), entry by entry,
 and every named method as a prefix of its table."""
 import pytest
 
-from mmfca.models import get_freq_indices
+from mmfca.models import get_grid_freqs
 
 # u list, then v list, as published
 PUBLISHED = {
@@ -32,7 +32,7 @@ def test_the_published_tables_are_32_distinct_grid_pairs():
 @pytest.mark.parametrize('kind', sorted(PUBLISHED))
 def test_complete_table_equals_the_published_one(kind):
     us, vs = PUBLISHED[kind]
-    got = get_freq_indices(f'{kind}32')
+    got = get_grid_freqs(f'{kind}32')
     assert len(got) == 32
     for rank, (pair, expected) in enumerate(zip(got, zip(us, vs))):
         assert tuple(pair) == expected, f'{kind} rank {rank}'
@@ -42,5 +42,5 @@ def test_complete_table_equals_the_published_one(kind):
 @pytest.mark.parametrize('num', [1, 2, 4, 8, 16])
 def test_each_named_method_is_a_prefix(kind, num):
     us, vs = PUBLISHED[kind]
-    assert [tuple(p) for p in get_freq_indices(f'{kind}{num}')] == list(
+    assert [tuple(p) for p in get_grid_freqs(f'{kind}{num}')] == list(
         zip(us[:num], vs[:num]))

@@ -19,7 +19,7 @@ from mmfca.models import MultiSpectralSEResNet, MultiSpectralSEResNeXt
 def assert_every_se_layer_switched(model):
     se_layers = [m for m in model.modules() if isinstance(m, SELayer)]
     assert len(se_layers) == sum(model.stage_blocks)
-    assert all(type(m.global_avgpool).__name__ == 'MultiSpectralDCT'
+    assert all(type(m.global_avgpool).__name__ == 'MultiSpectralSqueeze'
                for m in se_layers)
 
 

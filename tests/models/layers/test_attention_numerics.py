@@ -34,20 +34,20 @@ def test_equals_straightforward_formula_float32(dct, size):
 def test_filters_cached_per_size_and_shared_between_layers():
     """One filter computation per (frequencies, filter size, input size,
     dtype, device), shared by layers of any width with equal groups."""
-    from mmfca.models.layers.dct_squeeze import cached_filters
-    cached_filters.cache_clear()
+    from mmfca.models.layers.dct_squeeze import cached_fca_filters
+    cached_fca_filters.cache_clear()
     a = MultiSpectralAttention(32, 7, 7, 4)
     b = MultiSpectralAttention(64, 7, 7, 4)  # same filters, other width
     a(torch.randn(1, 32, 9, 9))
     b(torch.randn(1, 64, 9, 9))
-    assert cached_filters.cache_info()[:2] == (1, 1)  # hits, misses
+    assert cached_fca_filters.cache_info()[:2] == (1, 1)  # hits, misses
     a(torch.randn(1, 32, 10, 9))
     a(torch.randn(1, 32, 10, 9).double())
-    assert cached_filters.cache_info()[:2] == (1, 3)
+    assert cached_fca_filters.cache_info()[:2] == (1, 3)
     uneven = MultiSpectralAttention(40, 7, 7, 4)  # per-channel filters
     uneven(torch.randn(1, 40, 9, 9))
-    assert cached_filters.cache_info()[:2] == (1, 4)
-    assert cached_filters.cache_info().maxsize > 0
+    assert cached_fca_filters.cache_info()[:2] == (1, 4)
+    assert cached_fca_filters.cache_info().maxsize > 0
 
 
 @pytest.mark.parametrize('size', [(7, 7), (5, 9), (11, 8)])

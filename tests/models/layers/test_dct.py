@@ -4,35 +4,35 @@ import torch
 import torch.nn.functional as F
 from scipy.fft import dctn
 
-from mmfca.models.layers.dct import (FREQ_METHODS, adaptive_pool_matrix,
+from mmfca.models.layers.dct import (FREQ_SEL_METHODS, adaptive_pool_matrix,
                                      channel_groups, dct_filters,
-                                     fca_filters, fold_pooling,
-                                     get_freq_indices, scale_freqs)
+                                     fca_filters, pooled_filters,
+                                     get_grid_freqs, scale_freqs)
 
 
 def test_eighteen_named_methods():
-    assert len(FREQ_METHODS) == 18
+    assert len(FREQ_SEL_METHODS) == 18
     for kind in ('top', 'low', 'bot'):
         for n in (1, 2, 4, 8, 16, 32):
-            pairs = get_freq_indices(f'{kind}{n}')
+            pairs = get_grid_freqs(f'{kind}{n}')
             assert len(pairs) == n
             assert len(set(pairs)) == n  # no frequency twice
             assert all(0 <= u < 7 and 0 <= v < 7 for u, v in pairs)
 
 
 def test_tables_match_the_paper():
-    assert get_freq_indices('top16') == [
+    assert get_grid_freqs('top16') == [
         (0, 0), (0, 1), (6, 0), (0, 5), (0, 2), (1, 0), (1, 2), (4, 0),
         (5, 0), (1, 6), (3, 0), (0, 4), (0, 6), (0, 3), (3, 5), (2, 2)]
-    assert get_freq_indices('low4') == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert get_freq_indices('bot2') == [(6, 6), (1, 4)]
-    assert get_freq_indices('top32')[-1] == (1, 3)
-    assert get_freq_indices('low32')[-1] == (4, 3)
-    assert get_freq_indices('bot32')[-1] == (6, 3)
+    assert get_grid_freqs('low4') == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert get_grid_freqs('bot2') == [(6, 6), (1, 4)]
+    assert get_grid_freqs('top32')[-1] == (1, 3)
+    assert get_grid_freqs('low32')[-1] == (4, 3)
+    assert get_grid_freqs('bot32')[-1] == (6, 3)
 
 
 def test_explicit_pairs_pass_through():
-    assert get_freq_indices([(0, 0), [3, 4]]) == [(0, 0), (3, 4)]
+    assert get_grid_freqs([(0, 0), [3, 4]]) == [(0, 0), (3, 4)]
 
 
 @pytest.mark.parametrize('h,w', [(7, 7), (14, 14), (5, 9), (56, 56), (3, 11)])
@@ -45,7 +45,7 @@ def test_dc_term_is_gap_times_sqrt_hw(h, w):
 
 @pytest.mark.parametrize('size', [7, 14, 28, 56])
 def test_filters_are_orthonormal_and_equal_scipy_dct(size):
-    freqs = scale_freqs(get_freq_indices('top32'), size, size)
+    freqs = scale_freqs(get_grid_freqs('top32'), size, size)
     filters = dct_filters(size, size, freqs).flatten(1)
     gram = filters @ filters.t()
     torch.testing.assert_close(gram, torch.eye(len(freqs), dtype=gram.dtype))
@@ -72,7 +72,7 @@ def test_scaling_to_filter_size():
 
 
 def test_channel_group_k_gets_frequency_k():
-    grid = get_freq_indices('top4')
+    grid = get_grid_freqs('top4')
     bank = fca_filters(grid, (14, 14), (14, 14),
                        group_sizes=channel_groups(12, 4))
     assert bank.shape == (12, 14, 14)
@@ -88,7 +88,7 @@ def test_folded_pooling_equals_pool_then_filter(h, w):
     filters = torch.randn(3, 7, 7, dtype=torch.float64)
     x = torch.randn(2, 3, h, w, dtype=torch.float64)
     pooled = F.adaptive_avg_pool2d(x, 7)
-    torch.testing.assert_close((x * fold_pooling(filters, h, w)).sum((2, 3)),
+    torch.testing.assert_close((x * pooled_filters(filters, h, w)).sum((2, 3)),
                                (pooled * filters).sum((2, 3)))
 
 

@@ -15,10 +15,10 @@ from mmpretrain.models.backbones import SEResNet
 from mmpretrain.models.utils import SELayer
 from scipy.fft import dctn
 
-from mmfca.models import (CBAMChannelAttention, ECALayer,
-                          MultiSpectralChannelAttention, MultiSpectralDCT,
+from mmfca.models import (AblationSqueeze, CBAMChannelAttention, ECALayer,
+                          MultiSpectralChannelAttention, MultiSpectralSqueeze,
                           MultiSpectralSELayer, MultiSpectralSEResNet,
-                          get_freq_indices, use_multi_spectral_squeeze)
+                          get_grid_freqs, use_multi_spectral_squeeze)
 
 DC = dict(freq_sel_method='top1')  # (0, 0) only, 'mean' by default
 
@@ -43,8 +43,8 @@ def flops(module, x):
 @pytest.mark.parametrize('size', [(7, 7), (5, 9), (56, 56), (25, 38)])
 def test_dc_term_is_exactly_gap_with_mean_normalisation(size):
     x = torch.randn(2, 32, *size, dtype=torch.float64)
-    mean = MultiSpectralDCT(32, None, None, 'top1', normalization='mean')
-    ortho = MultiSpectralDCT(32, None, None, 'top1')
+    mean = MultiSpectralSqueeze(32, None, None, 'top1', normalization='mean')
+    ortho = MultiSpectralSqueeze(32, None, None, 'top1')
     torch.testing.assert_close(mean(x), x.mean((2, 3)), rtol=1e-12,
                                atol=1e-12)
     torch.testing.assert_close(ortho(x), x.mean((2, 3)) * math.sqrt(
@@ -58,42 +58,46 @@ def test_input_sized_filter_equals_float64_dct(size, normalization):
     orthonormal 2D DCT at (u * H // 7, v * W // 7), divided by sqrt(HW)
     for 'mean'."""
     h, w = size
-    squeeze = MultiSpectralDCT(64, None, None, 'top16', normalization)
+    squeeze = MultiSpectralSqueeze(64, None, None, 'top16', normalization)
     x = torch.randn(2, 64, h, w, dtype=torch.float64)
     coeffs = dctn(x.numpy(), type=2, norm='ortho', axes=(2, 3))
     expected = np.empty((2, 64))
     for ch in range(64):
-        u, v = get_freq_indices('top16')[ch // 4]
+        u, v = get_grid_freqs('top16')[ch // 4]
         expected[:, ch] = coeffs[:, ch, u * h // 7, v * w // 7]
     if normalization == 'mean':
         expected /= math.sqrt(h * w)
     torch.testing.assert_close(squeeze(x), torch.from_numpy(expected),
                                rtol=1e-12, atol=1e-12)
     if (h, w) == (56, 56):  # FcaNet's stage-1 frequencies
-        fixed = MultiSpectralDCT(64, 56, 56, 'top16', normalization)
+        fixed = MultiSpectralSqueeze(64, 56, 56, 'top16', normalization)
         torch.testing.assert_close(squeeze(x), fixed(x), rtol=1e-12,
                                    atol=1e-12)
 
 
 def test_squeeze_is_registered_and_keeps_dims():
-    squeeze = MODELS.build(dict(type='MultiSpectralDCT', in_channels=16,
+    squeeze = MODELS.build(dict(type='MultiSpectralSqueeze', in_channels=16,
                                 dct_h=None, dct_w=None, keepdim=True))
     assert squeeze(torch.randn(3, 16, 9, 9)).shape == (3, 16, 1, 1)
     assert dict(squeeze.named_parameters()) == {}
     assert squeeze.state_dict() == {}  # nothing stored when it follows
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(normalization='l2'), r"'l2'.*\('ortho', 'mean'\)"),
-    (dict(dct_h=None, dct_w=None, learnable_filter=True), r'fixed dct_h'),
-    (dict(freq_sel_method='top3'), r"'top3'"),
-    (dict(in_channels=0), r'in_channels=0'),
+@pytest.mark.parametrize('cls,kwargs,match', [
+    (MultiSpectralSqueeze, dict(normalization='l2'),
+     r"'l2'.*\('ortho', 'mean'\)"),
+    (AblationSqueeze, dict(dct_h=None, dct_w=None, learnable_filter=True),
+     r'fixed dct_h'),
+    (AblationSqueeze, dict(filter_init='gauss'),
+     r"filter_init 'gauss'.*\('dct', 'random'\)"),
+    (MultiSpectralSqueeze, dict(freq_sel_method='top3'), r"'top3'"),
+    (MultiSpectralSqueeze, dict(in_channels=0), r'in_channels=0'),
 ])
-def test_bad_squeeze_arguments_are_named(kwargs, match):
+def test_bad_squeeze_arguments_are_named(cls, kwargs, match):
     args = dict(in_channels=32, dct_h=7, dct_w=7)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        MultiSpectralDCT(**args)
+        cls(**args)
 
 
 def eca_formula(module, x):
@@ -183,9 +187,9 @@ def test_seresnet_switch_keeps_names_params_flops_and_dc_output():
     squeezes = [m.se_layer.global_avgpool for m in multi.modules()
                 if hasattr(m, 'se_layer')]
     assert len(squeezes) == 16
-    assert all(isinstance(s, MultiSpectralDCT) and s.dct_size is None
+    assert all(isinstance(s, MultiSpectralSqueeze) and s.dct_size is None
                and s.normalization == 'mean'
-               and s.grid_freqs == tuple(get_freq_indices('top16'))
+               and s.grid_freqs == tuple(get_grid_freqs('top16'))
                for s in squeezes)
 
 
