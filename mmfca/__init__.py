@@ -15,7 +15,7 @@ MMSegmentation configs all build from:
 
 and in MMDetection's own registries (MMDetection configs only):
 ``MODELS``: ``MatmulRoIExtractor``; ``TRANSFORMS``: ``OrientationPad``.
-(tests/test_registry.py holds the same list.) It also makes mmengine load
+(tests/models/test_registry.py holds the same list.) It also makes mmengine load
 every checkpoint that is not the run's own with ``weights_only=True`` on
 any torch version (:mod:`mmfca.utils.checkpoint`).
 """

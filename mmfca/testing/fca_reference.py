@@ -2,7 +2,7 @@
 """The formulas the FCA layer is checked and measured against, written once
 for the tests and the benchmarks, independently of mmfca's implementation
 (none of its filters, caches or squeeze code; only the published frequency
-tables, which tests/models/test_frequency_tables.py checks entry by entry):
+tables, which tests/models/layers/test_dct.py checks entry by entry):
 
 * ``'dct'``: FCA in float64 from scipy's orthonormal DCT (the paper's
   formula: pool to the filter size, DCT term (u_k, v_k) of each channel of

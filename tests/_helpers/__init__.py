@@ -6,6 +6,12 @@ How tests import them: ``setup.cfg``'s ``[tool:pytest]`` section sets
 imports another one; fixtures live in ``tests/conftest.py``; scripts under
 ``tools/`` are imported only through :func:`load_tool`.
 
+Layout: test modules mirror the repository, ``tests/<dir>/test_<module>.py``
+for ``mmfca/<dir>/<module>.py`` (``tests/tools/`` and ``tests/configs/`` for
+the scripts and the configs; docs/layout.md lists the FCA layer's five
+files); each behaviour is asserted in one place. Basenames are unique
+across the suite (pytest imports test modules by basename).
+
 Modules: :mod:`_helpers.backbone_checks` (the checks of MMDetection's and
 MMPretrain's backbone tests), :mod:`_helpers.configs` (config dicts
 compared key by key), :mod:`_helpers.runner_configs` (the classification

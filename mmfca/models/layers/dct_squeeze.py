@@ -303,7 +303,7 @@ class _LowPrecisionSum(torch.autograd.Function):
     broadcasting it. Autograd's own backward of a sum with ``dtype``
     broadcasts first and then casts: a full-size float32 gradient and one
     full-size pass more (pinned by
-    ``tests/models/layers/test_attention_cost.py``)."""
+    ``tests/models/layers/test_precision_cost.py``)."""
 
     @staticmethod
     def forward(ctx, prod, acc):

@@ -8,7 +8,8 @@ from mmfca.models.backbones import STAGE_DCT_SIZES
 
 
 def all_atts(model):
-    return [m for m in model.modules() if isinstance(m, MultiSpectralAttention)]
+    return [m for m in model.modules()
+            if isinstance(m, MultiSpectralAttention)]
 
 
 @pytest.mark.parametrize('depth,blocks,expansion', [
