@@ -45,7 +45,6 @@ from timing import (DEVICE, header, interleaved_medians, interleaved_times,
 
 import mmfca  # noqa: F401
 from mmfca.models import MultiSpectralAttention
-from mmfca.testing import channel_weights
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -56,6 +55,7 @@ VARIANTS = ('SE', 'release', 'mmfca')
 def set_attention(model, variant):
     """Make every FCA layer of ``model`` run as ``variant``. During
     inference every variant scales in place, as FcaNet's blocks do."""
+    from mmfca.testing import channel_weights  # (host runs on older trees)
     squeeze = {'SE': 'gap', 'release': 'release'}.get(variant)
     # 'mmfca': the class's own forward
     for m in model.modules():

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from mmfca.utils.graph_capture import in_graph_capture
 from .dct import FreqSelMethod
 from .dct_squeeze import AblationSqueeze, MultiSpectralSqueeze
 
@@ -30,12 +31,19 @@ class MultiSpectralAttention(BaseModule):
     Precision: the squeeze sums in float32 (float64 for float64 inputs) and
     the excitation runs in that dtype outside autocast: the squeeze (up to
     ``GAP * sqrt(H * W)``) and the gradients through the excitation can
-    exceed float16's range. The excitation calls ``fc``'s modules, so
-    hooks on them fire and complexity analysis (mmengine's
-    ``get_model_complexity_info``, which MMDetection's and MMPretrain's
-    ``get_flops.py`` use) counts them; in a model cast to float16 or
-    bfloat16 as a whole it applies float32 copies of their weights instead
-    (``F.linear``). :meth:`excite` gives the attention of a squeeze.
+    exceed float16's range; in a model cast to float16 or bfloat16 as a
+    whole it applies float32 copies of the FCs' weights.
+
+    ``fc``'s modules: while a graph is traced or captured
+    (:func:`~mmfca.utils.in_graph_capture`: ``jit.trace``, ONNX export,
+    ``torch.compile``), the excitation calls them, so mmengine's
+    complexity analysis (``get_model_complexity_info``, which
+    MMDetection's and MMPretrain's ``get_flops.py`` use) sees and counts
+    every FC. Eager calls apply the same FCs through their weights
+    (``F.linear``: four module calls less per layer, what a GPU pays at
+    detection batch sizes), so hooks on ``dct_layer`` fire there and
+    hooks on ``fc`` do not; :meth:`excite` gives the attention of a
+    squeeze.
 
     Args:
         in_channels (int): Number of input channels (the plugin builder
@@ -114,10 +122,11 @@ class MultiSpectralAttention(BaseModule):
                 return self.excite(y)
         # list(): torch 2.1's dynamo cannot unpack the Sequential itself
         fc1, relu, fc2, sigmoid = list(self.fc)
-        if fc1.weight.dtype == y.dtype:
+        w1, w2 = fc1.weight, fc2.weight
+        if w1.dtype != y.dtype:  # half models: float32 copies
+            w1, w2 = w1.to(y.dtype), w2.to(y.dtype)
+        elif in_graph_capture():  # the modules, for tracers to see
             return sigmoid(fc2(relu(fc1(y))))
-        # half models: float32 copies of the weights
-        w1, w2 = fc1.weight.to(y.dtype), fc2.weight.to(y.dtype)
         return torch.sigmoid(F.linear(F.relu(F.linear(y, w1)), w2))
 
 
