@@ -1,19 +1,12 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """Shared helpers of the benchmarks: device choice, interleaved medians,
 memory, table printing. Benchmarks run on demand, never in the tests."""
-import os.path as osp
 import platform
 import statistics
-import sys
 import time
 from datetime import date
 
 import torch
-
-# the formulas measured against (SE, the release's layer) are the tests'
-# references, written once: tests/_helpers/fca_reference.py
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..',
-                            'tests'))
 
 DEVICE = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 

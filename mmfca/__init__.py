@@ -7,14 +7,15 @@ MMSegmentation configs all build from:
 
 * ``MODELS``: ``FcaNet``, ``MultiSpectralSEResNet``,
   ``MultiSpectralSEResNeXt`` (backbones); ``MultiSpectralAttention``,
-  ``MultiSpectralDCT``, ``MultiSpectralSELayer``,
+  ``MultiSpectralSqueeze`` (also as 0.1.0's ``MultiSpectralDCT``),
+  ``AblationSqueeze``, ``MultiSpectralSELayer``,
   ``MultiSpectralChannelAttention``, ``ECALayer``, ``CBAMChannelAttention``
   (layers and plugins);
 * ``HOOKS``: ``RNGStateHook``;
 
 and in MMDetection's own registries (MMDetection configs only):
 ``MODELS``: ``MatmulRoIExtractor``; ``TRANSFORMS``: ``OrientationPad``.
-(tests/test_registry.py holds the same list.) It also makes mmengine load
+(tests/models/test_registry.py holds the same list.) It also makes mmengine load
 every checkpoint that is not the run's own with ``weights_only=True`` on
 any torch version (:mod:`mmfca.utils.checkpoint`).
 """

@@ -6,14 +6,23 @@ How tests import them: ``setup.cfg``'s ``[tool:pytest]`` section sets
 imports another one; fixtures live in ``tests/conftest.py``; scripts under
 ``tools/`` are imported only through :func:`load_tool`.
 
+Layout: test modules mirror the repository, ``tests/<dir>/test_<module>.py``
+for ``mmfca/<dir>/<module>.py`` (``tests/tools/`` and ``tests/configs/`` for
+the scripts and the configs; docs/layout.md lists the FCA layer's five
+files); each behaviour is asserted in one place. Basenames are unique
+across the suite (pytest imports test modules by basename).
+
 Modules: :mod:`_helpers.backbone_checks` (the checks of MMDetection's and
 MMPretrain's backbone tests), :mod:`_helpers.configs` (config dicts
 compared key by key), :mod:`_helpers.runner_configs` (the classification
 and segmentation configs shrunk to the synthetic sets),
 :mod:`_helpers.release_fcanet` (the release's network, for parity tests),
-:mod:`_helpers.fca_reference` (the float64 formula of the FCA layer),
 :mod:`_helpers.rank_report_hook` (a hook that training subprocesses load
 with ``custom_imports``).
+
+The references the FCA layer is checked against (its float64 formula, SE,
+the release's squeeze) and the kernel counter are the package's testing
+module, :mod:`mmfca.testing`, shared with the benchmarks.
 
 Fast selection: ``pytest -m "not slow"`` skips the tests that start
 training subprocesses (marker registered in setup.cfg); ``make test`` and

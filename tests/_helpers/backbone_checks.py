@@ -35,3 +35,17 @@ def all_zeros(module):
     if getattr(module, 'bias', None) is not None:
         zero = zero and torch.all(module.bias == 0).item()
     return zero
+
+
+def stages_frozen(model, frozen_stages):
+    """Whether the stem (``conv1`` and ``norm1``, or the deep ``stem``)
+    and the first ``frozen_stages`` stages (``layer1`` ...) of ``model``
+    are frozen: BatchNorms in eval mode, no parameter trained."""
+    stem = [model.stem] if getattr(model, 'deep_stem', False) else [
+        model.conv1, model.norm1]
+    parts = stem + [getattr(model, f'layer{i}')
+                    for i in range(1, frozen_stages + 1)]
+    return all(
+        check_norm_state(part.modules(), False)
+        and not any(p.requires_grad for p in part.parameters())
+        for part in parts)

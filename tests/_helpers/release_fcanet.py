@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from .fca_reference import release_squeeze
+from mmfca.testing import release_squeeze
 
 TOP16_U = [0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2]
 TOP16_V = [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2]
@@ -54,7 +54,7 @@ class ReleaseAttention(nn.Module):
             nn.Linear(channel // reduction, channel, bias=False), nn.Sigmoid())
 
     def forward(self, x):
-        # the release's pool-then-filter squeeze (fca_reference's, written
+        # the release's pool-then-filter squeeze (mmfca.testing's, written
         # once), then its excitation
         n, c = x.shape[:2]
         y = self.fc(release_squeeze(x, self.dct_layer.weight)).view(n, c, 1, 1)

@@ -14,7 +14,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mmfca.models.layers.dct import (FREQ_GRID, dct_filters,  # noqa: E402
-                                     get_freq_indices, scale_freqs)
+                                     get_grid_freqs, scale_freqs)
 
 
 def parse_method(text):
@@ -27,7 +27,7 @@ def plot_dct_basis(method, out, filter_size=56, cell_inches=1.0, dpi=100):
     """Draw the basis grid; return the selected (u, v) pairs.
 
     Args:
-        method (str | list): Frequency selection (see get_freq_indices).
+        method (str | list): Frequency selection (see get_grid_freqs).
         out (str): PNG path.
         filter_size (int): Side of each basis image (56: stage 1's filter).
         cell_inches (float): Size of one grid cell.
@@ -36,8 +36,8 @@ def plot_dct_basis(method, out, filter_size=56, cell_inches=1.0, dpi=100):
     Returns:
         list[tuple[int, int]]: The highlighted pairs, in rank order.
     """
-    freqs = get_freq_indices(method)
-    rank = {f: i + 1 for i, f in enumerate(freqs)}
+    grid_freqs = get_grid_freqs(method)
+    rank = {f: i + 1 for i, f in enumerate(grid_freqs)}
     grid = [(u, v) for u in range(FREQ_GRID) for v in range(FREQ_GRID)]
     images = dct_filters(filter_size, filter_size,
                          scale_freqs(grid, filter_size, filter_size))
@@ -54,12 +54,12 @@ def plot_dct_basis(method, out, filter_size=56, cell_inches=1.0, dpi=100):
                 side.set_linewidth(3)
             ax.set_title(f'#{rank[(u, v)]}', fontsize=8, color='red',
                          pad=2)
-    label = method if isinstance(method, str) else f'{len(freqs)} pairs'
+    label = method if isinstance(method, str) else f'{len(grid_freqs)} pairs'
     fig.suptitle(f'2D DCT basis, 7x7 grid (u: rows, v: columns); '
                  f'{label} in red', fontsize=9)
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
-    return freqs
+    return grid_freqs
 
 
 def main(argv=None):

@@ -99,7 +99,7 @@ class FcaNet(ResNet):
             ResNet raises, and a ``ValueError``).
         reduction (int): Squeeze ratio of the FCA layers. Defaults to 16.
         freq_sel_method (str | list): Frequency selection of the FCA layers
-            (see :func:`mmfca.models.get_freq_indices`). Defaults to
+            (see :func:`mmfca.models.get_grid_freqs`). Defaults to
             ``'top16'``.
         learnable_filter (bool): Ablation switch, see
             :class:`~mmfca.models.MultiSpectralAttention`. Defaults to False.

@@ -7,7 +7,6 @@ is plain, deterministic math on float64 tensors; the attention layer casts
 the results to the input's dtype and device.
 """
 import math
-import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -19,11 +18,9 @@ FREQ_GRID = 7
 #: (0, 0) term is exactly the mean (see :func:`normalization_gain`).
 NORMALIZATIONS = ('ortho', 'mean')
 
-#: Numbers of frequencies each named method is published with.
-NUM_FREQS = (1, 2, 4, 8, 16, 32)
-
-# (u list, v list) of each ranking; methods take the first n pairs.
-_FREQ_TABLES = {
+# The 7x7-grid pairs of each ranking (u list, v list); the named methods
+# take the first n pairs, n in 1, 2, 4, 8, 16, 32.
+_GRID_FREQ_TABLES = {
     # ranked by the paper's single-frequency ImageNet experiment
     'top': ((0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2,
              4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1),
@@ -41,40 +38,42 @@ _FREQ_TABLES = {
              4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3)),
 }
 
-#: Every named frequency selection method, e.g. ``'top16'``.
-FREQ_METHODS = tuple(f'{kind}{n}' for kind in _FREQ_TABLES for n in NUM_FREQS)
+#: Every named ``freq_sel_method``, e.g. ``'top16'``.
+FREQ_SEL_METHODS = tuple(f'{kind}{n}' for kind in _GRID_FREQ_TABLES
+                         for n in (1, 2, 4, 8, 16, 32))
 
-FreqSel = Union[str, Sequence[Sequence[int]]]
+#: A ``freq_sel_method``: a name or explicit 7x7-grid pairs.
+FreqSelMethod = Union[str, Sequence[Sequence[int]]]
 
 
-def get_freq_indices(freq_sel_method: FreqSel) -> List[Tuple[int, int]]:
-    """Resolve a frequency selection to (u, v) pairs on the 7x7 grid.
+def get_grid_freqs(freq_sel_method: FreqSelMethod) -> List[Tuple[int, int]]:
+    """Resolve a frequency selection to its (u, v) pairs on the 7x7 grid.
 
     Args:
         freq_sel_method (str | Sequence[Sequence[int]]): A named method out
-            of :data:`FREQ_METHODS` (``'top16'``, ``'low4'``, ...) or an
-            explicit list of ``(u, v)`` pairs with ``0 <= u, v < 7``.
+            of :data:`FREQ_SEL_METHODS` (``'top16'``, ``'low4'``, ...) or
+            explicit ``(u, v)`` pairs with ``0 <= u, v < 7``.
 
     Returns:
-        list[tuple[int, int]]: The pairs; channel group ``k`` uses pair
-        ``k``. ``u`` indexes the height axis, ``v`` the width axis.
+        list[tuple[int, int]]: The grid pairs; channel group ``k`` uses
+        pair ``k``. ``u`` indexes the height axis, ``v`` the width axis.
     """
     if isinstance(freq_sel_method, str):
-        match = re.fullmatch(r'(top|low|bot)(\d+)', freq_sel_method)
-        if match is None or int(match.group(2)) not in NUM_FREQS:
+        if freq_sel_method not in FREQ_SEL_METHODS:
             raise ValueError(
                 f'Unknown frequency selection method {freq_sel_method!r}; '
-                f'allowed: {", ".join(FREQ_METHODS)}, or an explicit list of '
-                f'(u, v) pairs with 0 <= u, v < {FREQ_GRID}.')
-        us, vs = _FREQ_TABLES[match.group(1)]
-        num = int(match.group(2))
+                f'allowed: {", ".join(FREQ_SEL_METHODS)}, or an explicit '
+                f'list of (u, v) pairs with 0 <= u, v < {FREQ_GRID}.')
+        us, vs = _GRID_FREQ_TABLES[freq_sel_method[:3]]
+        num = int(freq_sel_method[3:])
         return list(zip(us[:num], vs[:num]))
-    return _check_explicit_freqs(freq_sel_method)
+    return _check_explicit_grid_freqs(freq_sel_method)
 
 
-def _check_explicit_freqs(pairs) -> List[Tuple[int, int]]:
+def _check_explicit_grid_freqs(pairs) -> List[Tuple[int, int]]:
     allowed = (f'a non-empty list of (u, v) integer pairs with '
-               f'0 <= u, v < {FREQ_GRID}, or one of {", ".join(FREQ_METHODS)}')
+               f'0 <= u, v < {FREQ_GRID}, or one of '
+               f'{", ".join(FREQ_SEL_METHODS)}')
     try:
         pairs = [tuple(p) for p in pairs]
     except TypeError:
@@ -92,34 +91,41 @@ def _check_explicit_freqs(pairs) -> List[Tuple[int, int]]:
     return pairs
 
 
-def scale_freqs(grid_freqs: Sequence[Tuple[int, int]], dct_h: int,
-                dct_w: int) -> List[Tuple[int, int]]:
-    """Scale 7x7-grid frequencies to a ``dct_h x dct_w`` filter.
+def scale_freqs(grid_freqs, h, w, proportional: bool = False):
+    """The filter pairs (``freqs``) of 7x7-grid pairs on an ``h x w``
+    filter, by one of two rules:
 
-    ``(u, v)`` becomes ``(u * (dct_h // 7), v * (dct_w // 7))``, so (1, 1)
-    on the 7x7 grid is (2, 2) on 14x14, as in the released models.
+    * FcaNet's (default), for a filter of fixed size ``dct_h x dct_w``:
+      ``(u * (h // 7), v * (w // 7))``, so (1, 1) on the grid is (2, 2) on
+      14x14, as in the released models; ``h, w >= 7``.
+    * ``proportional=True``, for a filter that follows its input's size:
+      ``(u * h // 7, v * w // 7)``, FcaNet's rule on multiples of 7 (56x56
+      maps get FcaNet's stage-1 frequencies); below 7 grid frequencies may
+      meet.
 
     Args:
-        grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
-        dct_h (int): Filter height, at least 7.
-        dct_w (int): Filter width, at least 7.
+        grid_freqs (Sequence[tuple[int, int]] | Tensor): Grid pairs, or a
+            (G, 2) integer tensor of them (then ``h`` and ``w`` may be
+            traced sizes).
+        h (int): Filter height.
+        w (int): Filter width.
+        proportional (bool): The second rule. Defaults to False.
 
     Returns:
-        list[tuple[int, int]]: The scaled pairs.
+        list[tuple[int, int]] | Tensor: The filter pairs, in the kind of
+        ``grid_freqs``.
     """
-    check_filter_size(dct_h, dct_w)
-    return [(u * (dct_h // FREQ_GRID), v * (dct_w // FREQ_GRID))
+    if isinstance(grid_freqs, torch.Tensor):
+        u, v = grid_freqs[:, 0], grid_freqs[:, 1]
+        if proportional:
+            return torch.stack([u * h // FREQ_GRID, v * w // FREQ_GRID], 1)
+        return torch.stack([u * (h // FREQ_GRID), v * (w // FREQ_GRID)], 1)
+    if proportional:
+        return [(u * h // FREQ_GRID, v * w // FREQ_GRID)
+                for u, v in grid_freqs]
+    check_filter_size(h, w)
+    return [(u * (h // FREQ_GRID), v * (w // FREQ_GRID))
             for u, v in grid_freqs]
-
-
-def scale_freqs_to_input(grid_freqs: torch.Tensor, h, w) -> torch.Tensor:
-    """Scale 7x7-grid frequencies, a (G, 2) integer tensor, to an ``h x w``
-    map in proportion: ``(u * h // 7, v * w // 7)``, the rule of a filter
-    that follows the input's size (``dct_h=None``). On multiples of 7 it
-    is :func:`scale_freqs` (56x56 maps get FcaNet's stage-1 frequencies);
-    below 7 grid frequencies may meet. ``h`` and ``w`` may be traced."""
-    return torch.stack([grid_freqs[:, 0] * h // FREQ_GRID,
-                        grid_freqs[:, 1] * w // FREQ_GRID], 1)
 
 
 def check_filter_size(dct_h: int, dct_w: int) -> None:
@@ -147,7 +153,7 @@ def dct_basis(freqs, length, dtype=torch.float64, device=None):
 
 
 def dct_filters(dct_h, dct_w, freqs, dtype=torch.float64, device=None):
-    """One 2D DCT-II filter per ``(u, v)`` pair (filter coordinates, see
+    """One 2D DCT-II filter per filter pair ``(u, v)`` (see
     :func:`scale_freqs`; a list or a (K, 2) tensor):
     ``out[k, i, j] = B[u_k](i) * B[v_k](j)``, shape ``(K, dct_h, dct_w)``.
     """
@@ -184,7 +190,7 @@ def adaptive_pool_matrix(in_size, out_size, dtype=torch.float64,
     return mask.to(dtype) / (end - start)[:, None].to(dtype)
 
 
-def fold_pooling(filters: torch.Tensor, h, w) -> torch.Tensor:
+def pooled_filters(filters: torch.Tensor, h, w) -> torch.Tensor:
     """(K, dct_h, dct_w) filters as (K, h, w) filters of an ``h x w`` input
     with the adaptive average pooling to ``dct_h x dct_w`` folded in:
     ``out[k] = P_h^T filters[k] P_w`` (:func:`adaptive_pool_matrix`; the
@@ -219,10 +225,10 @@ def fca_filters(grid_freqs: Sequence[Tuple[int, int]],
     Args:
         grid_freqs (Sequence[tuple[int, int]]): Pairs on the 7x7 grid.
         dct_size (tuple[int, int], optional): ``(dct_h, dct_w)``: the DCT
-            of the frequencies scaled by :func:`scale_freqs`, with the
-            pooling from ``h x w`` folded in (:func:`fold_pooling`). None:
-            the input's own DCT, frequencies scaled by
-            :func:`scale_freqs_to_input`.
+            of that size (:func:`scale_freqs`'s default rule), with the
+            pooling from ``h x w`` folded in (:func:`pooled_filters`).
+            None: the input's own DCT (``scale_freqs(..., proportional=
+            True)``).
         size (tuple[int, int]): The input's ``(h, w)``.
         normalization (str): ``'ortho'`` or ``'mean'`` (see
             :func:`normalization_gain`). Defaults to ``'ortho'``.
@@ -238,13 +244,13 @@ def fca_filters(grid_freqs: Sequence[Tuple[int, int]],
     """
     h, w = size
     if dct_size is None:
-        freqs = scale_freqs_to_input(torch.tensor(grid_freqs, device=device),
-                                     h, w)
+        freqs = scale_freqs(torch.tensor(grid_freqs, device=device), h, w,
+                            proportional=True)
         filters = dct_filters(h, w, freqs, dtype, device) * \
             normalization_gain(normalization, h, w)
     else:
         freqs = scale_freqs(grid_freqs, *dct_size)
-        filters = fold_pooling(
+        filters = pooled_filters(
             dct_filters(*dct_size, freqs, dtype, device) *
             normalization_gain(normalization, *dct_size), h, w)
     if group_sizes is not None:

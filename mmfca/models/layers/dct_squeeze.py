@@ -2,10 +2,12 @@
 """The multi-spectral squeeze: channel group ``k`` is compressed with 2D DCT
 frequency ``k`` instead of global average pooling (GAP, the (0, 0) term).
 
-:class:`MultiSpectralDCT` is FCA's squeeze (the FCA layer's ``dct_layer``)
-and, with ``keepdim=True``, a drop-in replacement for the
+:class:`MultiSpectralSqueeze` is FCA's squeeze (the FCA layer's
+``dct_layer``) and, with ``keepdim=True``, a drop-in replacement for the
 ``nn.AdaptiveAvgPool2d(1)`` of any channel attention
-(:mod:`mmfca.models.layers.squeeze_switch`).
+(:mod:`mmfca.models.layers.squeeze_switch`). :class:`AblationSqueeze` is
+the same squeeze with the filters of the authors' ablation (learnable,
+randomly initialised).
 """
 import functools
 from typing import Optional
@@ -17,12 +19,9 @@ from mmengine.analysis.jit_handles import elementwise_flop_counter
 from mmengine.registry import MODELS
 
 from mmfca.utils.graph_capture import in_graph_capture
-from .dct import (NORMALIZATIONS, FreqSel, channel_groups, check_filter_size,
-                  fca_filters, fold_pooling, get_freq_indices,
-                  normalization_gain, scale_freqs)
-
-#: Filter variants of the authors' ablation (``filter_init``).
-FILTER_INITS = ('dct', 'random')
+from .dct import (NORMALIZATIONS, FreqSelMethod, channel_groups,
+                  check_filter_size, fca_filters, get_grid_freqs,
+                  normalization_gain, pooled_filters, scale_freqs)
 
 # mmengine's FLOP counter (``get_model_complexity_info``, ``FlopAnalyzer``)
 # counts GAP (``adaptive_avg_pool2d``) as one operation per input element
@@ -34,7 +33,7 @@ complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(
 
 
 @MODELS.register_module()
-class MultiSpectralDCT(nn.Module):
+class MultiSpectralSqueeze(nn.Module):
     """The multi-spectral squeeze of FCA: channel ``c`` of group ``k`` is
     compressed with the 2D DCT frequency ``k``,
     ``y_c = sum_ij x_c(i, j) * B[u_k, v_k](i, j)``.
@@ -48,14 +47,20 @@ class MultiSpectralDCT(nn.Module):
 
     * ``dct_h, dct_w`` given (FcaNet's rule): an input of another size is
       adaptively average pooled to the filter size first, as in the release
-      (the pooling is folded into the filter, see
-      :func:`~mmfca.models.layers.dct.fold_pooling`); 7x7-grid frequencies
-      are scaled by ``dct_h // 7``. ``weight`` holds the per-channel filter
-      bank with the release's layout (``C x dct_h x dct_w``).
-    * ``dct_h = dct_w = None``: the filter follows each input's own size (no
+      (the pooling is folded into the filters, see
+      :func:`~mmfca.models.layers.dct.pooled_filters`); 7x7-grid
+      frequencies are scaled by ``dct_h // 7``. ``weight`` holds the
+      per-channel filters with the release's layout (``C x dct_h x
+      dct_w``).
+    * ``dct_h = dct_w = None``: the filters follow each input's own size (no
       pooling, frequencies scaled in proportion, see
-      :func:`~mmfca.models.layers.dct.scale_freqs_to_input`); nothing is
-      stored. On a 224x224 network's 56/28/14/7 maps this is FcaNet's rule.
+      :func:`~mmfca.models.layers.dct.scale_freqs`); nothing is stored. On
+      a 224x224 network's 56/28/14/7 maps this is FcaNet's rule.
+
+    The filters are the fixed DCT, computed rather than read from
+    ``weight``: once per input size (kept, shared by all layers), or from
+    the input's shape while a graph is captured (ONNX export with dynamic
+    shapes, ``torch.compile``, ``jit.trace``).
 
     Channels are split into one group per frequency, equal as in the release
     when the count divides, else as equal as possible (see
@@ -74,11 +79,6 @@ class MultiSpectralDCT(nn.Module):
             for FcaNet's weights) or ``'mean'`` (filters divided by
             ``sqrt(dct_h * dct_w)``: the (0, 0) term is exactly the mean, so
             a trained GAP module keeps working). Defaults to ``'ortho'``.
-        learnable_filter (bool): Make the filter a trainable parameter
-            instead of a fixed buffer (ablation; needs a fixed size).
-            Defaults to False.
-        filter_init (str): ``'dct'`` (the paper) or ``'random'`` (the
-            ablation's random initialisation). Defaults to ``'dct'``.
         keepdim (bool): Return (N, C, 1, 1), like
             ``nn.AdaptiveAvgPool2d(1)``, instead of (N, C). Defaults to
             False.
@@ -88,63 +88,44 @@ class MultiSpectralDCT(nn.Module):
                  in_channels: int,
                  dct_h: Optional[int] = 7,
                  dct_w: Optional[int] = 7,
-                 freq_sel_method: FreqSel = 'top16',
+                 freq_sel_method: FreqSelMethod = 'top16',
                  normalization: str = 'ortho',
-                 learnable_filter: bool = False,
-                 filter_init: str = 'dct',
                  keepdim: bool = False):
         super().__init__()
-        if filter_init not in FILTER_INITS:
-            raise ValueError(f'Unknown filter_init {filter_init!r}; allowed: '
-                             f'{FILTER_INITS}.')
         if normalization not in NORMALIZATIONS:
             raise ValueError(f'Unknown normalization {normalization!r}; '
                              f'allowed: {NORMALIZATIONS}.')
-        self.grid_freqs = tuple(get_freq_indices(freq_sel_method))
+        self.grid_freqs = tuple(get_grid_freqs(freq_sel_method))
         self.group_sizes = tuple(
             channel_groups(in_channels, len(self.grid_freqs)))
         self.in_channels = in_channels
         self.dct_h, self.dct_w = dct_h, dct_w
         self.normalization = normalization
-        self.learnable_filter = learnable_filter
-        self.filter_init = filter_init
         self.keepdim = keepdim
-        self.fixed_dct = not learnable_filter and filter_init == 'dct'
         if dct_h is None and dct_w is None:
-            if not self.fixed_dct:
-                raise ValueError(
-                    'A filter that follows the input size (dct_h=dct_w=None) '
-                    'is the fixed DCT; learnable_filter=True or filter_init='
-                    f'{filter_init!r} need a fixed dct_h and dct_w (>= 7).')
             self.freqs = None  # per input size
         else:
             check_filter_size(dct_h, dct_w)
             self.freqs = tuple(scale_freqs(self.grid_freqs, dct_h, dct_w))
-            self._init_weight(in_channels)
-        # what the fixed DCT's filters depend on besides the input; equal
-        # groups share one filter per frequency (broadcast over the group)
-        self._filter_spec = (self.grid_freqs, self.dct_size, normalization,
+            self.register_filters(
+                fca_filters(self.grid_freqs, self.dct_size, self.dct_size,
+                            normalization, self.group_sizes))
+        # what the fixed filters depend on besides the input (the cache's
+        # key); equal groups share one filter per frequency (broadcast
+        # over the group)
+        self._filters_key = (self.grid_freqs, self.dct_size, normalization,
                              None if len(set(self.group_sizes)) == 1 else
                              self.group_sizes)
 
     @property
     def dct_size(self):
-        """``(dct_h, dct_w)``, or None when the filter follows the input."""
+        """``(dct_h, dct_w)``, or None when the filters follow the input."""
         return None if self.dct_h is None else (self.dct_h, self.dct_w)
 
-    def _init_weight(self, in_channels):
-        if self.filter_init == 'dct':
-            weight = fca_filters(self.grid_freqs, self.dct_size, self.dct_size,
-                                 self.normalization, self.group_sizes)
-        else:
-            weight = torch.randn(in_channels, self.dct_h, self.dct_w,
-                                 dtype=torch.float64)
-            weight = weight / weight.flatten(1).norm(dim=1).view(-1, 1, 1) \
-                * normalization_gain(self.normalization, *self.dct_size)
-        if self.learnable_filter:
-            self.weight = nn.Parameter(weight.float())
-        else:
-            self.register_buffer('weight', weight.float())
+    def register_filters(self, weight: torch.Tensor):
+        """Store the (C, dct_h, dct_w) filters as ``weight``, the release's
+        buffer."""
+        self.register_buffer('weight', weight.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y[n, c] = sum_ij x[n, c, i, j] * filter_c(i, j)``: (N, C, H, W)
@@ -163,20 +144,13 @@ class MultiSpectralDCT(nn.Module):
 
     def filters(self, x: torch.Tensor) -> torch.Tensor:
         """The filters applied to ``x`` (pooling folded in), in ``x``'s
-        dtype: (G, 1, H, W) for the fixed DCT with equal groups, else
-        (C, 1, H, W).
-
-        The fixed DCT's are computed once per input size and kept
-        (:func:`cached_filters`), or computed in the graph from the input's
-        shape while one is captured (a kept tensor would freeze one input
-        size into it); the ablation's are pooled from ``weight`` (with
-        autograd)."""
+        dtype: (G, 1, H, W) with equal groups, else (C, 1, H, W)."""
         h, w = x.shape[2], x.shape[3]
-        if not self.fixed_dct:
-            return fold_pooling(self.weight, h, w)[:, None].to(x.dtype)
-        if in_graph_capture():
-            return graph_filters(self._filter_spec, h, w, x.dtype, x.device)
-        return cached_filters(self._filter_spec, h, w, x.dtype, x.device)
+        if in_graph_capture():  # a kept tensor would freeze one size in
+            return fca_filters(*self._filters_key[:2], (h, w),
+                               *self._filters_key[2:], torch.float32,
+                               x.device)[:, None].to(x.dtype)
+        return cached_fca_filters(self._filters_key, h, w, x.dtype, x.device)
 
     def check_input(self, x: torch.Tensor) -> torch.Size:
         """``x``'s shape; a ValueError naming the problem unless ``x`` is
@@ -196,16 +170,14 @@ class MultiSpectralDCT(nn.Module):
     def extra_repr(self):
         size = 'input' if self.dct_h is None else (self.dct_h, self.dct_w)
         return (f'in_channels={self.in_channels}, dct={size}, '
-                f'freqs={list(self.grid_freqs)} (7x7 grid), normalization='
-                f'{self.normalization!r}, learnable_filter='
-                f'{self.learnable_filter}, filter_init={self.filter_init!r}')
+                f'grid_freqs={list(self.grid_freqs)}, normalization='
+                f'{self.normalization!r}')
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The fixed DCT is computed, not read from ``weight``, so a fixed
-        # filter read from a checkpoint must be that DCT (released weights
-        # are).
+        # The fixed DCT is computed, not read from ``weight``, so filters
+        # read from a checkpoint must be that DCT (released weights are).
         key = prefix + 'weight'
-        if self.fixed_dct and self.freqs is not None and key in state_dict:
+        if self.freqs is not None and key in state_dict:
             loaded = state_dict[key]
             if loaded.shape == self.weight.shape and not torch.allclose(
                     loaded.double(), self.weight.double(), atol=1e-5):
@@ -216,30 +188,113 @@ class MultiSpectralDCT(nn.Module):
                     f'({self.normalization}; max difference {err:.3g}); '
                     f'build the layer with the checkpoint\'s freq_sel_method,'
                     f' or with learnable_filter=True or filter_init="random" '
-                    f'for a non-DCT filter.')
+                    f'for other filters (AblationSqueeze).')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-#: Most (filter, input size, dtype, device) combinations kept by
-#: :func:`cached_filters`, shared by all layers.
+# 0.1.0's name of the squeeze, kept for its configs
+MODELS.register_module('MultiSpectralDCT', module=MultiSpectralSqueeze)
+
+#: Filter variants of the authors' ablation (``filter_init``).
+FILTER_INITS = ('dct', 'random')
+
+
+@MODELS.register_module()
+class AblationSqueeze(MultiSpectralSqueeze):
+    """The multi-spectral squeeze with the filters of the authors' ablation:
+    stored in ``weight`` (the release's layout) and used from there,
+    initialised with the DCT or at random, fixed or learnable (FcaNet's
+    ablation: learnable DCT 78.352, learnable random 77.914, fixed random
+    77.742 top-1, against the fixed DCT's 78.574). The fixed DCT is
+    :class:`MultiSpectralSqueeze`;
+    :class:`~mmfca.models.layers.MultiSpectralAttention` picks this class
+    when ``learnable_filter`` or ``filter_init`` ask for it.
+
+    Args:
+        in_channels (int): Number of input channels.
+        dct_h (int): Filter height (>= 7); inputs of another size are
+            adaptively average pooled to it. Defaults to 7.
+        dct_w (int): Filter width (>= 7). Defaults to 7.
+        freq_sel_method (str | list): As :class:`MultiSpectralSqueeze`'s
+            (the frequencies of the DCT initialisation, and the number of
+            channel groups). Defaults to ``'top16'``.
+        normalization (str): ``'ortho'`` or ``'mean'``, as
+            :class:`MultiSpectralSqueeze`'s (random filters are scaled to
+            the DCT filters' norm). Defaults to ``'ortho'``.
+        learnable_filter (bool): Make the filters a trainable parameter
+            instead of a fixed buffer. Defaults to False.
+        filter_init (str): ``'dct'`` (the paper's filters) or ``'random'``
+            (unit-norm Gaussian filters, one per channel). Defaults to
+            ``'dct'``.
+        keepdim (bool): Return (N, C, 1, 1) instead of (N, C). Defaults to
+            False.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 dct_h: int = 7,
+                 dct_w: int = 7,
+                 freq_sel_method: FreqSelMethod = 'top16',
+                 normalization: str = 'ortho',
+                 learnable_filter: bool = False,
+                 filter_init: str = 'dct',
+                 keepdim: bool = False):
+        if filter_init not in FILTER_INITS:
+            raise ValueError(f'Unknown filter_init {filter_init!r}; allowed: '
+                             f'{FILTER_INITS}.')
+        if dct_h is None or dct_w is None:
+            raise ValueError(
+                f'dct_h={dct_h!r}, dct_w={dct_w!r}: the ablation\'s filters '
+                f'(learnable_filter=True or filter_init={filter_init!r}) '
+                'need a fixed dct_h and dct_w (>= 7); filters that follow '
+                'the input size are the fixed DCT.')
+        self.learnable_filter = learnable_filter
+        self.filter_init = filter_init
+        super().__init__(in_channels, dct_h, dct_w, freq_sel_method,
+                         normalization, keepdim)
+
+    def register_filters(self, weight: torch.Tensor):
+        """Store the DCT or random (C, dct_h, dct_w) filters as ``weight``,
+        a buffer or (``learnable_filter``) a parameter."""
+        if self.filter_init == 'random':
+            weight = torch.randn(weight.shape, dtype=torch.float64)
+            weight = weight / weight.flatten(1).norm(dim=1).view(-1, 1, 1) \
+                * normalization_gain(self.normalization, *self.dct_size)
+        if self.learnable_filter:
+            self.weight = nn.Parameter(weight.float())
+        else:
+            super().register_filters(weight)
+
+    def filters(self, x: torch.Tensor) -> torch.Tensor:
+        """``weight`` pooled to ``x``'s size (with autograd), (C, 1, H, W)
+        in ``x``'s dtype."""
+        return pooled_filters(self.weight, x.shape[2],
+                              x.shape[3])[:, None].to(x.dtype)
+
+    def extra_repr(self):
+        return (f'{super().extra_repr()}, learnable_filter='
+                f'{self.learnable_filter}, filter_init={self.filter_init!r}')
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # any filters load (no DCT check)
+        nn.Module._load_from_state_dict(self, *args, **kwargs)
+
+
+#: Most (filters, input size, dtype, device) combinations kept by
+#: :func:`cached_fca_filters`, shared by all layers.
 FILTER_CACHE_SIZE = 64
 
 
-def graph_filters(spec, h, w, dtype, device, precision=torch.float32):
-    """:func:`~mmfca.models.layers.dct.fca_filters` of ``spec`` (grid
-    frequencies, filter size, normalization, group sizes) for an ``h x w``
-    input, computed in ``precision``, shaped (G, 1, h, w) in ``dtype``
-    (tensor ops only: ``h`` and ``w`` may be traced sizes)."""
-    grid_freqs, dct_size, normalization, group_sizes = spec
-    return fca_filters(grid_freqs, dct_size, (h, w), normalization,
-                       group_sizes, precision, device)[:, None].to(dtype)
-
-
 @functools.lru_cache(maxsize=FILTER_CACHE_SIZE)
-def cached_filters(spec, h, w, dtype, device) -> torch.Tensor:
-    """:func:`graph_filters` computed once in float64 per ``(spec, h, w,
-    dtype, device)`` and kept (least recently used dropped)."""
-    return graph_filters(spec, h, w, dtype, device, torch.float64)
+def cached_fca_filters(key, h, w, dtype, device) -> torch.Tensor:
+    """:func:`~mmfca.models.layers.dct.fca_filters` of ``key`` (grid
+    frequencies, filter size, normalization, group sizes) for an ``h x w``
+    input, computed once in float64 per ``(key, h, w, dtype, device)`` and
+    kept (least recently used dropped), shaped (G, 1, h, w) in ``dtype``.
+    """
+    grid_freqs, dct_size, normalization, group_sizes = key
+    return fca_filters(grid_freqs, dct_size, (h, w), normalization,
+                       group_sizes, torch.float64, device)[:, None].to(dtype)
 
 
 class _LowPrecisionSum(torch.autograd.Function):
@@ -248,7 +303,7 @@ class _LowPrecisionSum(torch.autograd.Function):
     broadcasting it. Autograd's own backward of a sum with ``dtype``
     broadcasts first and then casts: a full-size float32 gradient and one
     full-size pass more (pinned by
-    ``tests/models/layers/test_attention_cost.py``)."""
+    ``tests/models/layers/test_precision_cost.py``)."""
 
     @staticmethod
     def forward(ctx, prod, acc):

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .dct import FreqSel
-from .dct_squeeze import MultiSpectralDCT
+from mmfca.utils.graph_capture import in_graph_capture
+from .dct import FreqSelMethod
+from .dct_squeeze import AblationSqueeze, MultiSpectralSqueeze
 
 
 @MODELS.register_module()
@@ -19,7 +20,7 @@ class MultiSpectralAttention(BaseModule):
 
     SE's global average pooling is the (0, 0) term of a 2D DCT; FCA splits
     the channels into one group per frequency and squeezes group ``k`` with
-    DCT frequency ``k`` (``dct_layer``, :class:`MultiSpectralDCT`), then
+    DCT frequency ``k`` (``dct_layer``, :class:`MultiSpectralSqueeze`), then
     applies SE's excitation with bias-free FCs:
     ``out = x * sigmoid(fc2(relu(fc1(squeeze(x)))))``. Works as an
     MMDetection ResNet plugin, e.g.
@@ -28,12 +29,21 @@ class MultiSpectralAttention(BaseModule):
     ``fc.2`` and ``dct_layer`` as in the released checkpoints.
 
     Precision: the squeeze sums in float32 (float64 for float64 inputs) and
-    the excitation runs in that dtype outside autocast, on the FCs' weights
-    cast to it where they differ (float16 and bfloat16 models): the squeeze
-    (up to ``GAP * sqrt(H * W)``) and the gradients through the excitation
-    can exceed float16's range. The FCs are applied through their weights
-    (``F.linear``), so hooks on ``dct_layer`` fire and hooks on ``fc`` do
-    not; :meth:`excite` gives the attention of a squeeze.
+    the excitation runs in that dtype outside autocast: the squeeze (up to
+    ``GAP * sqrt(H * W)``) and the gradients through the excitation can
+    exceed float16's range; in a model cast to float16 or bfloat16 as a
+    whole it applies float32 copies of the FCs' weights.
+
+    ``fc``'s modules: while a graph is traced or captured
+    (:func:`~mmfca.utils.in_graph_capture`: ``jit.trace``, ONNX export,
+    ``torch.compile``), the excitation calls them, so mmengine's
+    complexity analysis (``get_model_complexity_info``, which
+    MMDetection's and MMPretrain's ``get_flops.py`` use) sees and counts
+    every FC. Eager calls apply the same FCs through their weights
+    (``F.linear``: four module calls less per layer, what a GPU pays at
+    detection batch sizes), so hooks on ``dct_layer`` fire there and
+    hooks on ``fc`` do not; :meth:`excite` gives the attention of a
+    squeeze.
 
     Args:
         in_channels (int): Number of input channels (the plugin builder
@@ -41,16 +51,17 @@ class MultiSpectralAttention(BaseModule):
         dct_h (int, optional): Height of the DCT filter; inputs of any
             other height are adaptively average pooled to it first. None
             (with ``dct_w=None``): the filter follows each input's size (see
-            :class:`MultiSpectralDCT`). Defaults to 7.
+            :class:`MultiSpectralSqueeze`). Defaults to 7.
         dct_w (int, optional): Width of the DCT filter. Defaults to 7.
         reduction (int): Squeeze ratio of the first FC. Defaults to 16.
         freq_sel_method (str | list): ``'top16'`` (the published models),
             any of ``top|low|bot`` x ``1,2,4,8,16,32``, or an explicit list
             of (u, v) pairs on the 7x7 grid. Defaults to ``'top16'``.
-        learnable_filter (bool): Train the filter (ablation). Defaults to
+        learnable_filter (bool): Train the filters (the authors' ablation:
+            ``dct_layer`` is then an :class:`AblationSqueeze`). Defaults to
             False.
-        filter_init (str): ``'dct'`` or ``'random'`` (ablation). Defaults
-            to ``'dct'``.
+        filter_init (str): ``'dct'``, or ``'random'`` (the ablation, an
+            :class:`AblationSqueeze`). Defaults to ``'dct'``.
         inplace (bool): When autograd is off (inference), scale the input
             in place instead of allocating the output. Only for callers that
             do not reuse the input (FcaNet's blocks). Defaults to False.
@@ -63,7 +74,7 @@ class MultiSpectralAttention(BaseModule):
                  dct_h: Optional[int] = 7,
                  dct_w: Optional[int] = 7,
                  reduction: int = 16,
-                 freq_sel_method: FreqSel = 'top16',
+                 freq_sel_method: FreqSelMethod = 'top16',
                  learnable_filter: bool = False,
                  filter_init: str = 'dct',
                  inplace: bool = False,
@@ -72,9 +83,13 @@ class MultiSpectralAttention(BaseModule):
         self.in_channels = in_channels
         self.freq_sel_method = freq_sel_method
         self.inplace = inplace
-        self.dct_layer = MultiSpectralDCT(
-            in_channels, dct_h, dct_w, freq_sel_method,
-            learnable_filter=learnable_filter, filter_init=filter_init)
+        if learnable_filter or filter_init != 'dct':
+            self.dct_layer = AblationSqueeze(
+                in_channels, dct_h, dct_w, freq_sel_method,
+                learnable_filter=learnable_filter, filter_init=filter_init)
+        else:
+            self.dct_layer = MultiSpectralSqueeze(in_channels, dct_h, dct_w,
+                                                  freq_sel_method)
         if not isinstance(reduction, int) or reduction < 1 \
                 or in_channels // reduction < 1:
             raise ValueError(
@@ -106,10 +121,12 @@ class MultiSpectralAttention(BaseModule):
             with torch.autocast(y.device.type, enabled=False):
                 return self.excite(y)
         # list(): torch 2.1's dynamo cannot unpack the Sequential itself
-        fc1, _, fc2, _ = list(self.fc)
+        fc1, relu, fc2, sigmoid = list(self.fc)
         w1, w2 = fc1.weight, fc2.weight
         if w1.dtype != y.dtype:  # half models: float32 copies
             w1, w2 = w1.to(y.dtype), w2.to(y.dtype)
+        elif in_graph_capture():  # the modules, for tracers to see
+            return sigmoid(fc2(relu(fc1(y))))
         return torch.sigmoid(F.linear(F.relu(F.linear(y, w1)), w2))
 
 

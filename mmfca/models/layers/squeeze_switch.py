@@ -4,7 +4,7 @@ attentions that squeeze with global average pooling (GAP).
 
 Every attention here keeps its library's code and weights; only its GAP
 module, ``global_avgpool = nn.AdaptiveAvgPool2d(1)``, is replaced by a
-:class:`~mmfca.models.layers.dct_squeeze.MultiSpectralDCT` with
+:class:`~mmfca.models.layers.dct_squeeze.MultiSpectralSqueeze` with
 ``keepdim=True``, so parameters are unchanged and FLOPs too (the squeeze
 is one multiply-add per input element, GAP one add).
 
@@ -25,7 +25,7 @@ from mmpretrain.models.utils import SELayer
 
 #: The squeeze the switch builds unless told otherwise.
 DEFAULT_SQUEEZE = dict(
-    type='MultiSpectralDCT',
+    type='MultiSpectralSqueeze',
     freq_sel_method='top16',
     dct_h=None,
     dct_w=None,

@@ -15,7 +15,7 @@ from torch.nn import GroupNorm
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from _helpers.backbone_checks import (all_zeros, check_norm_state, is_block,
-                                      is_norm)
+                                      is_norm, stages_frozen)
 from mmfca.models import FcaBasicBlock, FcaNet, InvalidDepthError
 
 NARROW = dict(reduction=4, freq_sel_method='top4')
@@ -91,39 +91,32 @@ def test_basic_block_plugins_as_in_mmdets_bottleneck():
         plugins = [dict(cfg=dict(type='WrongPlugin'), position='after_conv2')]
         FcaBasicBlock(64, 64, plugins=plugins)
 
+
+
+@pytest.mark.parametrize('plugins,names', [
     # 1 GeneralizedAttention after conv1, 1 NonLocal2D after conv1,
     # 1 ContextBlock after conv2
-    plugins = [
-        dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1,
-                      num_heads=8, attention_type='0010', kv_stride=2),
-             position='after_conv1'),
-        dict(cfg=dict(type='NonLocal2d'), position='after_conv1'),
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
-             position='after_conv2')
-    ]
-    block = FcaBasicBlock(64, 64, plugins=plugins)
-    assert block.gen_attention_block.in_channels == 64
-    assert block.nonlocal_block.in_channels == 64
-    assert block.context_block.in_channels == 64
-    x = torch.randn(1, 64, 56, 56)
-    x_out = block(x)
-    assert x_out.shape == torch.Size([1, 64, 56, 56])
-
+    ([dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1,
+                    num_heads=8, attention_type='0010', kv_stride=2),
+           position='after_conv1'),
+      dict(cfg=dict(type='NonLocal2d'), position='after_conv1'),
+      dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
+           position='after_conv2')],
+     ['gen_attention_block', 'nonlocal_block', 'context_block']),
     # 1 ContextBlock after conv1, 2 ContextBlock after conv2
-    plugins = [
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1),
-             position='after_conv1'),
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2),
-             position='after_conv2'),
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=3),
-             position='after_conv2')
-    ]
+    ([dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1),
+           position='after_conv1'),
+      dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2),
+           position='after_conv2'),
+      dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=3),
+           position='after_conv2')],
+     ['context_block1', 'context_block2', 'context_block3']),
+])
+def test_basic_block_with_plugins(plugins, names):
     block = FcaBasicBlock(64, 64, plugins=plugins)
-    assert block.context_block1.in_channels == 64
-    assert block.context_block2.in_channels == 64
-    assert block.context_block3.in_channels == 64
-    x = torch.randn(1, 64, 56, 56)
-    x_out = block(x)
+    for name in names:
+        assert getattr(block, name).in_channels == 64
+    x_out = block(torch.randn(1, 64, 56, 56))
     assert x_out.shape == torch.Size([1, 64, 56, 56])
 
 
@@ -212,39 +205,25 @@ def test_resnet_stem():
     assert model.layer1[0].conv1.in_channels == 6
 
 
-def test_resnet_backbone_arguments():
-    with pytest.raises(AssertionError):
-        # In ResNet: 1 <= num_stages <= 4
-        FcaNet(50, num_stages=0)
-
-    with pytest.raises(AssertionError):
-        # len(stage_with_dcn) == num_stages
-        dcn = dict(type='DCN', deform_groups=1, fallback_on_stride=False)
-        FcaNet(50, dcn=dcn, stage_with_dcn=(True, ))
-
-    with pytest.raises(AssertionError):
-        # len(stage_with_plugin) == num_stages
-        plugins = [
-            dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
-                 stages=(False, True, True), position='after_conv3')
-        ]
-        FcaNet(50, plugins=plugins)
-
-    with pytest.raises(AssertionError):
-        # In ResNet: 1 <= num_stages <= 4
-        FcaNet(50, num_stages=5)
-
-    with pytest.raises(AssertionError):
-        # len(strides) == len(dilations) == num_stages
-        FcaNet(50, strides=(1, ), dilations=(1, 1), num_stages=3)
-
-    with pytest.raises(TypeError):
-        # pretrained must be a string path
-        FcaNet(50, pretrained=0)
-
-    with pytest.raises(AssertionError):
-        # Style must be in ['pytorch', 'caffe']
-        FcaNet(50, style='tensorflow')
+@pytest.mark.parametrize('error,kwargs', [
+    (AssertionError, dict(num_stages=0)),  # In ResNet: 1 <= num_stages <= 4
+    (AssertionError, dict(num_stages=5)),
+    # len(stage_with_dcn) == num_stages
+    (AssertionError, dict(dcn=dict(type='DCN', deform_groups=1,
+                                   fallback_on_stride=False),
+                          stage_with_dcn=(True, ))),
+    # len(stage_with_plugin) == num_stages
+    (AssertionError, dict(plugins=[
+        dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
+             stages=(False, True, True), position='after_conv3')])),
+    # len(strides) == len(dilations) == num_stages
+    (AssertionError, dict(strides=(1, ), dilations=(1, 1), num_stages=3)),
+    (TypeError, dict(pretrained=0)),  # pretrained must be a string path
+    (AssertionError, dict(style='tensorflow')),  # pytorch or caffe
+])
+def test_resnet_backbone_arguments(error, kwargs):
+    with pytest.raises(error):
+        FcaNet(50, **kwargs)
 
 
 def test_norm_eval_and_frozen_stages():
@@ -264,185 +243,88 @@ def test_norm_eval_and_frozen_stages():
     model = FcaNet(50, frozen_stages=frozen_stages, base_channels=1,
                    **NARROW)
     model.train()
-    assert model.norm1.training is False
-    for layer in [model.conv1, model.norm1]:
-        for param in layer.parameters():
-            assert param.requires_grad is False
-    for i in range(1, frozen_stages + 1):
-        layer = getattr(model, f'layer{i}')
-        for mod in layer.modules():
-            if isinstance(mod, _BatchNorm):
-                assert mod.training is False
-        for param in layer.parameters():
-            assert param.requires_grad is False
+    assert stages_frozen(model, frozen_stages)
 
     # Test ResNet50V1d with first stage frozen
     model = fcanet_v1d(depth=50, frozen_stages=frozen_stages,
                        base_channels=2, **NARROW)
     assert len(model.stem) == 9
     model.train()
-    assert check_norm_state(model.stem, False)
-    for param in model.stem.parameters():
-        assert param.requires_grad is False
-    for i in range(1, frozen_stages + 1):
-        layer = getattr(model, f'layer{i}')
-        for mod in layer.modules():
-            if isinstance(mod, _BatchNorm):
-                assert mod.training is False
-        for param in layer.parameters():
-            assert param.requires_grad is False
+    assert stages_frozen(model, frozen_stages)
 
 
-def test_forward_out_indices_with_cp_and_norms():
-    # Test ResNet18 forward
-    model = FcaNet(18)
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 64, 8, 8])
-    assert feat[1].shape == torch.Size([1, 128, 4, 4])
-    assert feat[2].shape == torch.Size([1, 256, 2, 2])
-    assert feat[3].shape == torch.Size([1, 512, 1, 1])
+GN = dict(type='GN', num_groups=2, requires_grad=True)
 
-    # Test ResNet18 with checkpoint forward
-    model = FcaNet(18, with_cp=True)
+
+@pytest.mark.parametrize('build,widths', [
+    (lambda: FcaNet(18), (64, 128, 256, 512)),
+    (lambda: FcaNet(18, with_cp=True), (64, 128, 256, 512)),
+    (lambda: FcaNet(50, base_channels=1, **NARROW), (4, 8, 16, 32)),
+    (lambda: FcaNet(50, out_indices=(0, 1, 2), base_channels=1, **NARROW),
+     (4, 8, 16)),
+    (lambda: FcaNet(50, with_cp=True, base_channels=1, **NARROW),
+     (4, 8, 16, 32)),
+    (lambda: FcaNet(50, base_channels=4, norm_cfg=GN), (16, 32, 64, 128)),
+    (lambda: fcanet_v1d(depth=50, base_channels=2, **NARROW),
+     (8, 16, 32, 64)),
+], ids=['r18', 'r18-with-cp', 'r50-bn', 'r50-3-outs', 'r50-with-cp',
+        'r50-gn', 'r50-v1d'])
+def test_forward_out_indices_with_cp_and_norms(build, widths):
+    """ResNet18/50 (and V1d) forward at 32x32: the stage outputs asked
+    for, with checkpointed blocks and BatchNorm or GroupNorm as built."""
+    model = build()
+    norm = GroupNorm if model.norm_cfg['type'] == 'GN' else _BatchNorm
     for m in model.modules():
         if is_block(m):
-            assert m.with_cp
-
-    # Test ResNet50 with BatchNorm forward
-    model = FcaNet(50, base_channels=1, **NARROW)
-    for m in model.modules():
+            assert m.with_cp == model.with_cp
         if is_norm(m):
-            assert isinstance(m, _BatchNorm)
+            assert isinstance(m, norm)
     model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 4, 8, 8])
-    assert feat[1].shape == torch.Size([1, 8, 4, 4])
-    assert feat[2].shape == torch.Size([1, 16, 2, 2])
-    assert feat[3].shape == torch.Size([1, 32, 1, 1])
-
-    # Test ResNet50 with layers 1, 2, 3 out forward
-    model = FcaNet(50, out_indices=(0, 1, 2), base_channels=1, **NARROW)
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 3
-    assert feat[0].shape == torch.Size([1, 4, 8, 8])
-    assert feat[1].shape == torch.Size([1, 8, 4, 4])
-    assert feat[2].shape == torch.Size([1, 16, 2, 2])
-
-    # Test ResNet50 with checkpoint forward
-    model = FcaNet(50, with_cp=True, base_channels=1, **NARROW)
-    for m in model.modules():
-        if is_block(m):
-            assert m.with_cp
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 4, 8, 8])
-    assert feat[1].shape == torch.Size([1, 8, 4, 4])
-    assert feat[2].shape == torch.Size([1, 16, 2, 2])
-    assert feat[3].shape == torch.Size([1, 32, 1, 1])
-
-    # Test ResNet50 with GroupNorm forward
-    model = FcaNet(50, base_channels=4,
-                   norm_cfg=dict(type='GN', num_groups=2, requires_grad=True))
-    for m in model.modules():
-        if is_norm(m):
-            assert isinstance(m, GroupNorm)
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 16, 8, 8])
-    assert feat[1].shape == torch.Size([1, 32, 4, 4])
-    assert feat[2].shape == torch.Size([1, 64, 2, 2])
-    assert feat[3].shape == torch.Size([1, 128, 1, 1])
+    feat = model(torch.randn(1, 3, 32, 32))
+    assert [tuple(f.shape) for f in feat] == [
+        (1, c, 8 // 2**i, 8 // 2**i) for i, c in enumerate(widths)]
 
 
-def test_plugins():
-    # Test ResNet50 with 1 GeneralizedAttention after conv2, 1 NonLocal2D
-    # after conv2, 1 ContextBlock after conv3 in layers 2, 3, 4
-    plugins = [
-        dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1,
-                      num_heads=8, attention_type='0010', kv_stride=2),
-             stages=(False, True, True, True), position='after_conv2'),
-        dict(cfg=dict(type='NonLocal2d'), position='after_conv2'),
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
-             stages=(False, True, True, False), position='after_conv3')
-    ]
+@pytest.mark.parametrize('plugins,expected', [
+    # 1 GeneralizedAttention after conv2, 1 NonLocal2D after conv2, 1
+    # ContextBlock after conv3 in layers 2, 3, 4
+    ([dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1,
+                    num_heads=8, attention_type='0010', kv_stride=2),
+           stages=(False, True, True, True), position='after_conv2'),
+      dict(cfg=dict(type='NonLocal2d'), position='after_conv2'),
+      dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
+           stages=(False, True, True, False), position='after_conv3')],
+     # per stage: plugin -> in_channels (None: absent)
+     [dict(nonlocal_block=8, gen_attention_block=None, context_block=None),
+      dict(nonlocal_block=16, gen_attention_block=16, context_block=64),
+      dict(nonlocal_block=32, gen_attention_block=32, context_block=128),
+      dict(nonlocal_block=64, gen_attention_block=64, context_block=None)]),
+    # 1 ContextBlock after conv2, 1 ContextBlock after conv3 in layers 2,
+    # 3, 4
+    ([dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1),
+           stages=(False, True, True, False), position='after_conv3'),
+      dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2),
+           stages=(False, True, True, False), position='after_conv3')],
+     [dict(context_block=None, context_block1=None, context_block2=None),
+      dict(context_block=None, context_block1=64, context_block2=64),
+      dict(context_block=None, context_block1=128, context_block2=128),
+      dict(context_block=None, context_block1=None, context_block2=None)]),
+])
+def test_plugins(plugins, expected):
     model = FcaNet(50, plugins=plugins, base_channels=8)
-    for m in model.layer1.modules():
-        if is_block(m):
-            assert not hasattr(m, 'context_block')
-            assert not hasattr(m, 'gen_attention_block')
-            assert m.nonlocal_block.in_channels == 8
-    for m in model.layer2.modules():
-        if is_block(m):
-            assert m.nonlocal_block.in_channels == 16
-            assert m.gen_attention_block.in_channels == 16
-            assert m.context_block.in_channels == 64
-    for m in model.layer3.modules():
-        if is_block(m):
-            assert m.nonlocal_block.in_channels == 32
-            assert m.gen_attention_block.in_channels == 32
-            assert m.context_block.in_channels == 128
-    for m in model.layer4.modules():
-        if is_block(m):
-            assert m.nonlocal_block.in_channels == 64
-            assert m.gen_attention_block.in_channels == 64
-            assert not hasattr(m, 'context_block')
+    for i, names in enumerate(expected):
+        for m in getattr(model, f'layer{i + 1}').modules():
+            if not is_block(m):
+                continue
+            for name, channels in names.items():
+                if channels is None:
+                    assert not hasattr(m, name)
+                else:
+                    assert getattr(m, name).in_channels == channels
     model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 32, 8, 8])
-    assert feat[1].shape == torch.Size([1, 64, 4, 4])
-    assert feat[2].shape == torch.Size([1, 128, 2, 2])
-    assert feat[3].shape == torch.Size([1, 256, 1, 1])
-
-    # Test ResNet50 with 1 ContextBlock after conv2, 1 ContextBlock after
-    # conv3 in layers 2, 3, 4
-    plugins = [
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1),
-             stages=(False, True, True, False), position='after_conv3'),
-        dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2),
-             stages=(False, True, True, False), position='after_conv3')
-    ]
-    model = FcaNet(50, plugins=plugins, base_channels=8)
-    for m in model.layer1.modules():
-        if is_block(m):
-            assert not hasattr(m, 'context_block')
-            assert not hasattr(m, 'context_block1')
-            assert not hasattr(m, 'context_block2')
-    for m in model.layer2.modules():
-        if is_block(m):
-            assert not hasattr(m, 'context_block')
-            assert m.context_block1.in_channels == 64
-            assert m.context_block2.in_channels == 64
-    for m in model.layer3.modules():
-        if is_block(m):
-            assert not hasattr(m, 'context_block')
-            assert m.context_block1.in_channels == 128
-            assert m.context_block2.in_channels == 128
-    for m in model.layer4.modules():
-        if is_block(m):
-            assert not hasattr(m, 'context_block')
-            assert not hasattr(m, 'context_block1')
-            assert not hasattr(m, 'context_block2')
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 32, 8, 8])
-    assert feat[1].shape == torch.Size([1, 64, 4, 4])
-    assert feat[2].shape == torch.Size([1, 128, 2, 2])
-    assert feat[3].shape == torch.Size([1, 256, 1, 1])
+    feat = model(torch.randn(1, 3, 32, 32))
+    assert [tuple(f.shape) for f in feat] == [
+        (1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2), (1, 256, 1, 1)]
 
 
 @pytest.mark.parametrize('depth', [18, 50])
@@ -469,19 +351,6 @@ def test_zero_init_residual(depth):
     if depth == 50:
         assert feat[0].shape == torch.Size([1, 4, 8, 8])
         assert feat[3].shape == torch.Size([1, 32, 1, 1])
-
-
-def test_v1d_forward():
-    # Test ResNetV1d forward
-    model = fcanet_v1d(depth=50, base_channels=2, **NARROW)
-    model.train()
-    imgs = torch.randn(1, 3, 32, 32)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 8, 8, 8])
-    assert feat[1].shape == torch.Size([1, 16, 4, 4])
-    assert feat[2].shape == torch.Size([1, 32, 2, 2])
-    assert feat[3].shape == torch.Size([1, 64, 1, 1])
 
 
 def test_init_cfg():

@@ -12,43 +12,34 @@ from mmpretrain.models.utils import SELayer
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from _helpers.backbone_checks import (all_zeros, check_norm_state, is_block,
-                                      is_norm)
+                                      is_norm, stages_frozen)
 from mmfca.models import MultiSpectralSEResNet, MultiSpectralSEResNeXt
 
 
 def assert_every_se_layer_switched(model):
     se_layers = [m for m in model.modules() if isinstance(m, SELayer)]
     assert len(se_layers) == sum(model.stage_blocks)
-    assert all(type(m.global_avgpool).__name__ == 'MultiSpectralDCT'
+    assert all(type(m.global_avgpool).__name__ == 'MultiSpectralSqueeze'
                for m in se_layers)
 
 
-def test_seresnet_arguments():
-    with pytest.raises(KeyError):
-        # SEResNet depth should be in [50, 101, 152]
-        MultiSpectralSEResNet(20)
+@pytest.mark.parametrize('error,kwargs', [
+    (KeyError, dict(depth=20)),  # depth in [50, 101, 152]
+    (AssertionError, dict(depth=50, num_stages=0)),  # 1 <= num_stages <= 4
+    (AssertionError, dict(depth=50, num_stages=5)),
+    # len(strides) == len(dilations) == num_stages
+    (AssertionError, dict(depth=50, strides=(1, ), dilations=(1, 1),
+                          num_stages=3)),
+    (AssertionError, dict(depth=50, style='tensorflow')),  # pytorch|caffe
+])
+def test_seresnet_arguments(error, kwargs):
+    with pytest.raises(error):
+        MultiSpectralSEResNet(**kwargs)
 
-    with pytest.raises(AssertionError):
-        # In SEResNet: 1 <= num_stages <= 4
-        MultiSpectralSEResNet(50, num_stages=0)
 
-    with pytest.raises(AssertionError):
-        # In SEResNet: 1 <= num_stages <= 4
-        MultiSpectralSEResNet(50, num_stages=5)
-
-    with pytest.raises(AssertionError):
-        # len(strides) == len(dilations) == num_stages
-        MultiSpectralSEResNet(50, strides=(1, ), dilations=(1, 1),
-                              num_stages=3)
-
+def test_seresnet_pretrained_must_be_a_path():
     with pytest.raises(TypeError):
-        # pretrained must be a string path
-        model = MultiSpectralSEResNet(50)
-        model.init_weights(pretrained=0)
-
-    with pytest.raises(AssertionError):
-        # Style must be in ['pytorch', 'caffe']
-        MultiSpectralSEResNet(50, style='tensorflow')
+        MultiSpectralSEResNet(50).init_weights(pretrained=0)
 
 
 def test_seresnet_norm_eval_and_frozen_stages():
@@ -63,123 +54,56 @@ def test_seresnet_norm_eval_and_frozen_stages():
     model = MultiSpectralSEResNet(50, frozen_stages=frozen_stages)
     model.init_weights()
     model.train()
-    assert model.norm1.training is False
-    for layer in [model.conv1, model.norm1]:
-        for param in layer.parameters():
-            assert param.requires_grad is False
-    for i in range(1, frozen_stages + 1):
-        layer = getattr(model, f'layer{i}')
-        for mod in layer.modules():
-            if isinstance(mod, _BatchNorm):
-                assert mod.training is False
-        for param in layer.parameters():
-            assert param.requires_grad is False
+    assert stages_frozen(model, frozen_stages)
 
 
-def test_seresnet_forward_out_indices_with_cp_zero_init():
-    # Test SEResNet50 with BatchNorm forward
-    model = MultiSpectralSEResNet(50, out_indices=(0, 1, 2, 3))
+# (N, C, H, W) of the four stage outputs at 224x224
+STAGES = [(1, 256, 56, 56), (1, 512, 28, 28), (1, 1024, 14, 14),
+          (1, 2048, 7, 7)]
+
+
+@pytest.mark.parametrize('cls,kwargs', [
+    (MultiSpectralSEResNet, dict(depth=50, out_indices=(0, 1, 2, 3))),
+    (MultiSpectralSEResNet, dict(depth=50, out_indices=(0, 1, 2))),
+    (MultiSpectralSEResNet, dict(depth=50, out_indices=(3, ))),
+    (MultiSpectralSEResNet, dict(depth=50, out_indices=(0, 1, 2, 3),
+                                 with_cp=True)),
+    (MultiSpectralSEResNet, dict(depth=50, out_indices=(0, 1, 2, 3),
+                                 zero_init_residual=True)),
+    (MultiSpectralSEResNeXt, dict(depth=50, groups=32, width_per_group=4,
+                                  out_indices=(0, 1, 2, 3))),
+    (MultiSpectralSEResNeXt, dict(depth=50, groups=32, width_per_group=4,
+                                  out_indices=(3, ))),
+], ids=['resnet', 'resnet-3-outs', 'resnet-top-out', 'resnet-with-cp',
+        'resnet-zero-init', 'resnext', 'resnext-top-out'])
+def test_forward_out_indices_with_cp_zero_init_groups(cls, kwargs):
+    """SEResNet50 / SEResNeXt50 (32x4d) forward with BatchNorm: the stage
+    outputs asked for, every SE layer switched, and each option's effect
+    (checkpointed blocks, zero-initialised residual norms, grouped
+    convolutions)."""
+    model = cls(**kwargs)
     for m in model.modules():
         if is_norm(m):
             assert isinstance(m, _BatchNorm)
+        if is_block(m):
+            assert m.with_cp == kwargs.get('with_cp', False)
+        if isinstance(m, SEBottleneckX):
+            assert m.conv2.groups == 32
     assert_every_se_layer_switched(model)
     model.init_weights()
+    if kwargs.get('zero_init_residual'):
+        assert all(all_zeros(m.norm3) for m in model.modules()
+                   if isinstance(m, SEBottleneck))
     model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 256, 56, 56])
-    assert feat[1].shape == torch.Size([1, 512, 28, 28])
-    assert feat[2].shape == torch.Size([1, 1024, 14, 14])
-    assert feat[3].shape == torch.Size([1, 2048, 7, 7])
-
-    # Test SEResNet50 with layers 1, 2, 3 out forward
-    model = MultiSpectralSEResNet(50, out_indices=(0, 1, 2))
-    model.init_weights()
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 3
-    assert feat[0].shape == torch.Size([1, 256, 56, 56])
-    assert feat[1].shape == torch.Size([1, 512, 28, 28])
-    assert feat[2].shape == torch.Size([1, 1024, 14, 14])
-
-    # Test SEResNet50 with layers 3 (top feature maps) out forward
-    model = MultiSpectralSEResNet(50, out_indices=(3, ))
-    model.init_weights()
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 1
-    assert feat[0].shape == torch.Size([1, 2048, 7, 7])
-
-    # Test SEResNet50 with checkpoint forward
-    model = MultiSpectralSEResNet(50, out_indices=(0, 1, 2, 3), with_cp=True)
-    for m in model.modules():
-        if is_block(m):
-            assert m.with_cp
-    model.init_weights()
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 256, 56, 56])
-    assert feat[1].shape == torch.Size([1, 512, 28, 28])
-    assert feat[2].shape == torch.Size([1, 1024, 14, 14])
-    assert feat[3].shape == torch.Size([1, 2048, 7, 7])
-
-    # Test SEResNet50 zero initialization of residual
-    model = MultiSpectralSEResNet(50, out_indices=(0, 1, 2, 3),
-                                  zero_init_residual=True)
-    model.init_weights()
-    for m in model.modules():
-        if isinstance(m, SEBottleneck):
-            assert all_zeros(m.norm3)
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 256, 56, 56])
-    assert feat[1].shape == torch.Size([1, 512, 28, 28])
-    assert feat[2].shape == torch.Size([1, 1024, 14, 14])
-    assert feat[3].shape == torch.Size([1, 2048, 7, 7])
+    feat = model(torch.randn(1, 3, 224, 224))
+    assert [tuple(f.shape) for f in feat] == \
+        [STAGES[i] for i in kwargs['out_indices']]
 
 
-def test_seresnext():
+def test_seresnext_depth_is_checked():
     with pytest.raises(KeyError):
         # SEResNeXt depth should be in [50, 101, 152]
         MultiSpectralSEResNeXt(depth=18)
-
-    # Test SEResNeXt with group 32, width_per_group 4
-    model = MultiSpectralSEResNeXt(depth=50, groups=32, width_per_group=4,
-                                   out_indices=(0, 1, 2, 3))
-    for m in model.modules():
-        if isinstance(m, SEBottleneckX):
-            assert m.conv2.groups == 32
-    assert_every_se_layer_switched(model)
-    model.init_weights()
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 4
-    assert feat[0].shape == torch.Size([1, 256, 56, 56])
-    assert feat[1].shape == torch.Size([1, 512, 28, 28])
-    assert feat[2].shape == torch.Size([1, 1024, 14, 14])
-    assert feat[3].shape == torch.Size([1, 2048, 7, 7])
-
-    # Test SEResNeXt with group 32, width_per_group 4 and layers 3 out
-    # forward
-    model = MultiSpectralSEResNeXt(depth=50, groups=32, width_per_group=4,
-                                   out_indices=(3, ))
-    for m in model.modules():
-        if isinstance(m, SEBottleneckX):
-            assert m.conv2.groups == 32
-    model.init_weights()
-    model.train()
-    imgs = torch.randn(1, 3, 224, 224)
-    feat = model(imgs)
-    assert len(feat) == 1
-    assert feat[0].shape == torch.Size([1, 2048, 7, 7])
 
 
 def test_squeeze_default_is_none_and_means_the_switch_defaults():

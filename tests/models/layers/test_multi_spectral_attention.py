@@ -1,27 +1,53 @@
+"""mmfca/models/layers/multi_spectral_attention.py: the FCA layer is its
+float64 formula (:func:`mmfca.testing.reference_fca`, scipy's DCT) for any
+shape, frequency selection and channel count, with and without autograd,
+eager and compiled; its gradients (first and second order) are right; the
+release's keys and parameters; its errors; in-place inference; hooks and
+:meth:`excite`. Precision and cost: test_precision_cost.py."""
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from torch.func import functional_call
 
-from _helpers.fca_reference import reference_fca
-from mmfca.models import MultiSpectralAttention
+from mmfca.models import MultiSpectralAttention, get_grid_freqs
+from mmfca.testing import reference_fca
 
 
-def randomized(layer):
-    torch.manual_seed(0)
+def randomized(layer, seed=0):
+    torch.manual_seed(seed)
     for fc in (layer.fc[0], layer.fc[2]):
         torch.nn.init.normal_(fc.weight, std=0.5)
     return layer
 
 
-@pytest.mark.parametrize('dct,size', [(7, (7, 7)), (14, (14, 14)),
-                                      (56, (56, 56)), (7, (25, 38)),
-                                      (14, (20, 9)), (28, (50, 76)),
-                                      (7, (5, 5)), (56, (200, 304))])
-@pytest.mark.parametrize('method', ['top16', 'low4', 'bot32'])
-def test_layer_equals_float64_formula(dct, size, method):
+NAMED = st.builds(lambda kind, n: f'{kind}{n}',
+                  st.sampled_from(['top', 'low', 'bot']),
+                  st.sampled_from([1, 2, 4, 8, 16, 32]))
+EXPLICIT = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)),
+                    min_size=1, max_size=8, unique=True)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(method=st.one_of(NAMED, EXPLICIT), channels=st.integers(1, 96),
+       dct=st.sampled_from([7, 8, 14, 21, 28, 56]), h=st.integers(1, 40),
+       w=st.integers(1, 40), batch=st.integers(1, 3),
+       seed=st.integers(0, 2**16))
+# the release's stage sizes, and detection-sized maps pooled to them
+@example(method='top16', channels=64, dct=56, h=200, w=304, batch=2, seed=0)
+@example(method='bot32', channels=64, dct=28, h=50, w=76, batch=2, seed=1)
+@example(method='low4', channels=64, dct=7, h=25, w=38, batch=2, seed=2)
+@example(method='top16', channels=72, dct=14, h=14, w=14, batch=2, seed=3)
+def test_layer_equals_float64_formula(method, channels, dct, h, w, batch,
+                                      seed):
+    """Any channel count (groups equal, uneven, or fewer channels than
+    frequencies), named or explicit frequencies, any filter and input
+    size: the float32 layer is the float64 formula to float32 rounding."""
     layer = randomized(
-        MultiSpectralAttention(64, dct_h=dct, dct_w=dct, reduction=4,
-                               freq_sel_method=method))
-    x = torch.randn(2, 64, *size)
+        MultiSpectralAttention(channels, dct, dct, reduction=1,
+                               freq_sel_method=method), seed)
+    x = torch.randn(batch, channels, h, w)
     out = layer(x)
     assert out.shape == x.shape and out.dtype == x.dtype
     torch.testing.assert_close(out.double(), reference_fca(layer, x),
@@ -46,21 +72,65 @@ def test_float64_stays_float64(dct, size, grad):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_dc_only_layer_is_se_on_gap():
-    """With frequency (0, 0) only, FCA is SE with GAP scaled by sqrt(HW)."""
-    layer = randomized(MultiSpectralAttention(32, 7, 7, 4, 'top1'))
-    x = torch.randn(3, 32, 7, 7)
-    z = x.mean((2, 3)) * 7
-    att = torch.sigmoid(layer.fc[2](torch.relu(layer.fc[0](z))))
-    torch.testing.assert_close(layer(x), x * att[:, :, None, None])
+def test_input_sized_filters_are_fcanets_at_stage_sizes():
+    """``dct_h=dct_w=None``: on 56x56 and 14x14 maps the layer is the one
+    with those filter sizes, with or without autograd; on other sizes it
+    takes the input's own DCT (nothing stored)."""
+    follow = randomized(MultiSpectralAttention(64, None, None, 4))
+    assert 'dct_layer.weight' not in follow.state_dict()
+    for size in (56, 14):
+        fixed = MultiSpectralAttention(64, size, size, 4)
+        fixed.load_state_dict(follow.state_dict(), strict=False)
+        x = torch.randn(2, 64, size, size)
+        torch.testing.assert_close(follow(x), fixed(x))
+        with torch.no_grad():
+            torch.testing.assert_close(follow(x), fixed(x))
+    assert follow(torch.randn(1, 64, 9, 30)).shape == (1, 64, 9, 30)
 
 
-def test_explicit_frequency_list():
-    layer = randomized(MultiSpectralAttention(8, 14, 14, 2, [(0, 0), (3, 4)]))
-    x = torch.randn(1, 8, 30, 17)
-    torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
-                               rtol=1e-5, atol=1e-5)
-    assert layer.dct_layer.freqs == ((0, 0), (6, 8))
+@pytest.mark.parametrize('size', [(7, 7), (5, 9), (11, 8)])
+def test_gradients_first_and_second_order_float64(size):
+    """gradcheck and gradgradcheck in float64 with respect to the input and
+    both FCs' weights (gradient penalties and meta-learning differentiate
+    the gradient): through the squeeze, the excitation and the scale."""
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(8, 7, 7, 2, 'top4').double()
+    names = ('fc.0.weight', 'fc.2.weight')
+
+    def fn(x, w1, w2):
+        return functional_call(layer, dict(zip(names, (w1, w2))), (x, ))
+
+    inputs = (torch.randn(2, 8, *size, dtype=torch.float64),
+              layer.fc[0].weight.detach().clone(),
+              layer.fc[2].weight.detach().clone())
+    inputs = tuple(t.requires_grad_() for t in inputs)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_torch_compile_equals_eager():
+    """Compiled forward and backward (filters computed in the graph,
+    dynamic sizes from the second size on) equal eager's (cached
+    filters)."""
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 7, 7, 4)
+    compiled = torch.compile(layer)
+    for size in ((7, 7), (12, 10), (15, 9)):
+        x = torch.randn(2, 32, *size)
+        g = torch.randn(2, 32, *size)
+        grads = []
+        for fn in (compiled, layer):
+            xi = x.clone().requires_grad_()
+            out = fn(xi)
+            (out * g).sum().backward()
+            grads.append((out.detach(), xi.grad, layer.fc[0].weight.grad))
+            layer.zero_grad()
+        (out, gx, gw), (ref, ref_gx, ref_gw) = grads
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        # gradients are reductions over N x H x W: float32 sums in another
+        # order
+        torch.testing.assert_close(gx, ref_gx, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(gw, ref_gw, rtol=1e-4, atol=1e-5)
 
 
 def test_release_key_layout_and_no_extra_parameters():
@@ -73,22 +143,12 @@ def test_release_key_layout_and_no_extra_parameters():
     }
     # the filter is a fixed buffer: only the two FCs are parameters
     assert sum(p.numel() for p in layer.parameters()) == 2 * 256 * 16
+    assert layer.dct_layer.grid_freqs == tuple(get_grid_freqs('top16'))
 
 
-def test_loading_a_non_dct_filter_is_refused():
-    layer = MultiSpectralAttention(32, 7, 7, 4)
-    state = layer.state_dict()
-    state['dct_layer.weight'] = torch.randn(32, 7, 7)
-    with pytest.raises(ValueError, match='not the fixed DCT filter'):
-        layer.load_state_dict(state)
-
-
-def test_gradients_flow_to_input_and_fc():
-    layer = MultiSpectralAttention(32, 7, 7, 4)
-    x = torch.randn(2, 32, 9, 11, requires_grad=True)
-    layer(x).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    assert layer.fc[0].weight.grad.abs().sum() > 0
+def test_explicit_frequencies_are_scaled_to_the_filter():
+    layer = MultiSpectralAttention(8, 14, 14, 2, [(0, 0), (3, 4)])
+    assert layer.dct_layer.freqs == ((0, 0), (6, 8))
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -102,6 +162,7 @@ def test_gradients_flow_to_input_and_fc():
     (dict(in_channels=16, freq_sel_method=[(0, 1, 2)]),
      r'Malformed frequency pair \(0, 1, 2\)'),
     (dict(in_channels=16, freq_sel_method=[]), 'Empty frequency list'),
+    (dict(in_channels=16, filter_init='gauss'), "filter_init 'gauss'"),
 ])
 def test_bad_construction_names_value_and_allowed(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -142,43 +203,12 @@ def test_inplace_only_without_autograd():
     assert torch.equal(y, x)
 
 
-@pytest.mark.parametrize('channels,sizes', [(24, [2] * 8 + [1] * 8),
-                                            (54, [4] * 6 + [3] * 10),
-                                            (72, [5] * 8 + [4] * 8),
-                                            (8, [1] * 8 + [0] * 8)])
-def test_uneven_channel_counts_split_as_equal_as_possible(
-        channels, sizes):
-    """Channel counts that 16 frequencies do not divide (MobileNetV3's 72,
-    MMPretrain's SELayer test's 54) get groups of sizes differing by at
-    most one, first groups larger; the layer is the formula on them."""
-    from mmfca.models import channel_groups
-    assert channel_groups(channels, 16) == sizes
-    layer = randomized(MultiSpectralAttention(channels, 14, 14, 1, 'top16'))
-    x = torch.randn(2, channels, 20, 17)
-    torch.testing.assert_close(layer(x).double(), reference_fca(layer, x),
-                               rtol=1e-5, atol=1e-5)
-    # the stored bank is the release's layout, frequency k on group k
-    bank = layer.dct_layer.weight
-    starts = [sum(sizes[:k]) for k in range(16)]
-    for k, (start, size) in enumerate(zip(starts, sizes)):
-        for ch in range(start, start + size):
-            torch.testing.assert_close(bank[ch], bank[start])
-        if size and k and sizes[k - 1]:
-            assert not torch.allclose(bank[start], bank[starts[k - 1]])
-
-
-def test_even_split_is_the_releases():
-    from mmfca.models import channel_groups
-    assert channel_groups(256, 16) == [16] * 16
-    assert channel_groups(2048, 16) == [128] * 16
-
-
 @pytest.mark.parametrize('grad', [False, True])
 def test_hooks_on_the_squeeze_fire_and_excite_gives_the_attention(grad):
     """With and without autograd, a hook on ``dct_layer`` sees the squeeze,
     and :meth:`excite` of that squeeze is the attention the output was
-    scaled by (the FCs are applied through their weights, so analysis
-    tools take the attention from there, not from hooks on ``fc``)."""
+    scaled by: ``fc``'s modules (in float32, the same FCs as eager's
+    ``F.linear``) applied to it."""
     layer = MultiSpectralAttention(32, 7, 7, 4)
     seen = {}
     layer.dct_layer.register_forward_hook(
@@ -189,54 +219,4 @@ def test_hooks_on_the_squeeze_fire_and_excite_gives_the_attention(grad):
     assert seen['squeeze'].shape == (2, 32)
     att = layer.excite(seen['squeeze'])
     torch.testing.assert_close(out, x * att[:, :, None, None])
-    torch.testing.assert_close(att, layer.fc(layer.dct_layer(x.detach())))
-
-
-def test_autocast_squeeze_and_excitation_run_in_float32():
-    """Under autocast the squeeze sums in float32 and the excitation runs
-    in float32 on the float32 weights: the attention equals the float32
-    one without autocast, to float32 rounding, not bf16's."""
-    layer = MultiSpectralAttention(32, 7, 7, 4)
-    x = torch.randn(2, 32, 14, 14).bfloat16()
-    seen = {}
-    layer.dct_layer.register_forward_hook(
-        lambda m, i, o: seen.__setitem__('squeeze', o))
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = layer(x)
-        att = layer.excite(seen['squeeze'])
-    assert seen['squeeze'].dtype == att.dtype == torch.float32
-    torch.testing.assert_close(att, layer.excite(seen['squeeze']),
-                               rtol=1e-6, atol=1e-7)
-    assert out.dtype == torch.bfloat16
-
-
-@pytest.mark.parametrize('model_dtype', [torch.float16, torch.bfloat16])
-def test_half_model_excites_in_float32(model_dtype):
-    """A model cast to float16/bfloat16 as a whole: the excitation runs in
-    float32 on float32 copies of the FC weights, whose gradients reach the
-    half-precision weights."""
-    torch.manual_seed(0)
-    layer = MultiSpectralAttention(32, 7, 7, 4).to(model_dtype)
-    y = torch.randn(2, 32) * 100
-    att = layer.excite(y)
-    assert att.dtype == torch.float32
-    w1, w2 = (layer.fc[i].weight.float() for i in (0, 2))
-    torch.testing.assert_close(att, torch.sigmoid(torch.relu(y @ w1.t()) @
-                                                  w2.t()))
-    att.sum().backward()
-    assert layer.fc[0].weight.grad.dtype == model_dtype
-
-
-def test_double_backward():
-    """Gradient penalties and meta-learning differentiate the gradient:
-    float64 gradgradcheck through the squeeze, the excitation and the
-    scale, also through the low-precision sum's backward."""
-    torch.manual_seed(0)
-    layer = MultiSpectralAttention(16, 7, 7, 4).double()
-    x = torch.randn(2, 16, 9, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(layer, (x, ))
-    from mmfca.models.layers.dct_squeeze import _LowPrecisionSum
-    prod = torch.randn(2, 4, 2, 3, 3, dtype=torch.float64,
-                       requires_grad=True)
-    assert torch.autograd.gradgradcheck(
-        lambda p: _LowPrecisionSum.apply(p, torch.float64), (prod, ))
+    torch.testing.assert_close(att, layer.fc(seen['squeeze']))

@@ -23,7 +23,8 @@ def test_the_documented_configs_exist():
     names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
     assert {
         'mask_rcnn_fca50_coco.py', 'mask-rcnn_fca101_fpn_1x_coco.py',
-        'mask-rcnn_fca50_fpn_amp-1x_coco.py', 'faster-rcnn_fca50_fpn_1x_coco.py',
+        'mask-rcnn_fca50_fpn_amp-1x_coco.py',
+        'faster-rcnn_fca50_fpn_1x_coco.py',
         'faster-rcnn_fca101_fpn_1x_coco.py', 'retinanet_fca50_fpn_1x_coco.py',
         'cascade-mask-rcnn_fca50_fpn_1x_coco.py'
     } <= names

@@ -48,7 +48,7 @@ def test_seresnet_config_trains_one_iteration(imagenet_root, tmp_path):
     backbone = runner.model.backbone
     assert type(backbone).__name__ == 'MultiSpectralSEResNet'
     assert type(backbone.layer1[0].se_layer.global_avgpool).__name__ == \
-        'MultiSpectralDCT'
+        'MultiSpectralSqueeze'
 
 
 @pytest.mark.parametrize('name', sorted(DETECTION))

@@ -4,9 +4,9 @@ deterministic mode, and the same kernel budget as on the CPU."""
 import pytest
 import torch
 
-from _helpers.fca_reference import reference_fca
+from mmfca.testing import reference_fca
 from mmfca.models import MultiSpectralAttention
-from mmfca.utils.op_counts import count_ops
+from mmfca.testing import count_ops
 
 pytestmark = [
     pytest.mark.cuda,
@@ -50,7 +50,7 @@ def test_float32_equals_float64_formula_outputs_and_gradients(
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_autocast_within_rounding_and_finite_gradients(dtype):
-    """As the CPU test (test_attention_numerics.py), on CUDA: under
+    """As the CPU test (test_precision_cost.py), on CUDA: under
     autocast the squeeze is within one rounding per product of the exact
     squeeze of the same input, the output is the input times the float32
     excitation of that squeeze, and the gradients are finite."""

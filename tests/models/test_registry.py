@@ -57,9 +57,10 @@ def test_plugin_route_in_mmdet_resnet():
 REGISTERED = {
     ('mmengine', 'model'): {
         'CBAMChannelAttention', 'ECALayer', 'FcaNet',
-        'MultiSpectralAttention', 'MultiSpectralChannelAttention',
-        'MultiSpectralDCT', 'MultiSpectralSELayer', 'MultiSpectralSEResNeXt',
-        'MultiSpectralSEResNet'
+        'AblationSqueeze', 'MultiSpectralAttention',
+        'MultiSpectralChannelAttention', 'MultiSpectralDCT',
+        'MultiSpectralSELayer', 'MultiSpectralSEResNeXt',
+        'MultiSpectralSEResNet', 'MultiSpectralSqueeze'
     },
     ('mmengine', 'hook'): {'RNGStateHook'},
     ('mmdet', 'model'): {'MatmulRoIExtractor'},

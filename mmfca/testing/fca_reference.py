@@ -1,6 +1,8 @@
+# Copyright (c) mmfca contributors. All rights reserved.
 """The formulas the FCA layer is checked and measured against, written once
-here for the tests and the benchmarks, independently of mmfca's
-implementation (none of its filters, caches or squeeze code):
+for the tests and the benchmarks, independently of mmfca's implementation
+(none of its filters, caches or squeeze code; only the published frequency
+tables, which tests/models/layers/test_dct.py checks entry by entry):
 
 * ``'dct'``: FCA in float64 from scipy's orthonormal DCT (the paper's
   formula: pool to the filter size, DCT term (u_k, v_k) of each channel of
@@ -15,9 +17,8 @@ Each is followed by SE's excitation through the layer's own ``fc``
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.fft import dctn
 
-from mmfca.models import get_freq_indices
+from mmfca.models.layers.dct import get_grid_freqs
 
 
 def release_squeeze(x, bank):
@@ -30,11 +31,12 @@ def release_squeeze(x, bank):
 
 def dct_squeeze(x, freq_sel_method, dct_h, dct_w):
     """FCA's squeeze in float64 from scipy's orthonormal DCT."""
+    from scipy.fft import dctn  # the tests' dependency, not the models'
     x = x.detach().double()
     n, c = x.shape[:2]
     pooled = F.adaptive_avg_pool2d(x, (dct_h, dct_w)).numpy()
     coeffs = dctn(pooled, type=2, norm='ortho', axes=(2, 3))
-    freqs = get_freq_indices(freq_sel_method)
+    freqs = get_grid_freqs(freq_sel_method)
     y = np.empty((n, c))
     for k, channels in enumerate(np.array_split(np.arange(c), len(freqs))):
         u, v = freqs[k]

@@ -1,7 +1,10 @@
-"""The multi-spectral squeeze as a module, and the switch from GAP in other
-channel attentions: the (0, 0) setting equals each GAP original (the
-paper's theorem per module), parameters and FLOPs are unchanged, and the
-DCT frequencies are the float64 formula's."""
+"""The multi-spectral squeeze (mmfca/models/layers/dct_squeeze.py) and its
+switch into other channel attentions (squeeze_switch.py,
+channel_attentions.py): the (0, 0) term is GAP (the paper's theorem, per
+module), input-sized filters are the float64 DCT of the input, the fixed
+filters are cached per input size and refuse other filters from a
+checkpoint, the ablation's filters are the release's formula on their
+weight; switched modules keep their originals' parameters and FLOPs."""
 import math
 
 import numpy as np
@@ -15,10 +18,13 @@ from mmpretrain.models.backbones import SEResNet
 from mmpretrain.models.utils import SELayer
 from scipy.fft import dctn
 
-from mmfca.models import (CBAMChannelAttention, ECALayer,
-                          MultiSpectralChannelAttention, MultiSpectralDCT,
-                          MultiSpectralSELayer, MultiSpectralSEResNet,
-                          get_freq_indices, use_multi_spectral_squeeze)
+from mmfca.models import (AblationSqueeze, CBAMChannelAttention, ECALayer,
+                          MultiSpectralChannelAttention, MultiSpectralSELayer,
+                          MultiSpectralSEResNet, MultiSpectralSqueeze,
+                          channel_groups, dct_filters, get_grid_freqs,
+                          scale_freqs, use_multi_spectral_squeeze)
+from mmfca.models.layers.dct_squeeze import cached_fca_filters
+from mmfca.testing import release_squeeze
 
 DC = dict(freq_sel_method='top1')  # (0, 0) only, 'mean' by default
 
@@ -40,11 +46,12 @@ def flops(module, x):
     return FlopAnalyzer(module, (x, )).total()
 
 
-@pytest.mark.parametrize('size', [(7, 7), (5, 9), (56, 56), (25, 38)])
+@pytest.mark.parametrize('size', [(7, 7), (5, 9), (56, 56), (25, 38),
+                                  (1, 1)])
 def test_dc_term_is_exactly_gap_with_mean_normalisation(size):
     x = torch.randn(2, 32, *size, dtype=torch.float64)
-    mean = MultiSpectralDCT(32, None, None, 'top1', normalization='mean')
-    ortho = MultiSpectralDCT(32, None, None, 'top1')
+    mean = MultiSpectralSqueeze(32, None, None, 'top1', normalization='mean')
+    ortho = MultiSpectralSqueeze(32, None, None, 'top1')
     torch.testing.assert_close(mean(x), x.mean((2, 3)), rtol=1e-12,
                                atol=1e-12)
     torch.testing.assert_close(ortho(x), x.mean((2, 3)) * math.sqrt(
@@ -58,42 +65,119 @@ def test_input_sized_filter_equals_float64_dct(size, normalization):
     orthonormal 2D DCT at (u * H // 7, v * W // 7), divided by sqrt(HW)
     for 'mean'."""
     h, w = size
-    squeeze = MultiSpectralDCT(64, None, None, 'top16', normalization)
+    squeeze = MultiSpectralSqueeze(64, None, None, 'top16', normalization)
     x = torch.randn(2, 64, h, w, dtype=torch.float64)
     coeffs = dctn(x.numpy(), type=2, norm='ortho', axes=(2, 3))
     expected = np.empty((2, 64))
     for ch in range(64):
-        u, v = get_freq_indices('top16')[ch // 4]
+        u, v = get_grid_freqs('top16')[ch // 4]
         expected[:, ch] = coeffs[:, ch, u * h // 7, v * w // 7]
     if normalization == 'mean':
         expected /= math.sqrt(h * w)
     torch.testing.assert_close(squeeze(x), torch.from_numpy(expected),
                                rtol=1e-12, atol=1e-12)
     if (h, w) == (56, 56):  # FcaNet's stage-1 frequencies
-        fixed = MultiSpectralDCT(64, 56, 56, 'top16', normalization)
+        fixed = MultiSpectralSqueeze(64, 56, 56, 'top16', normalization)
         torch.testing.assert_close(squeeze(x), fixed(x), rtol=1e-12,
                                    atol=1e-12)
 
 
 def test_squeeze_is_registered_and_keeps_dims():
-    squeeze = MODELS.build(dict(type='MultiSpectralDCT', in_channels=16,
+    squeeze = MODELS.build(dict(type='MultiSpectralSqueeze', in_channels=16,
                                 dct_h=None, dct_w=None, keepdim=True))
     assert squeeze(torch.randn(3, 16, 9, 9)).shape == (3, 16, 1, 1)
     assert dict(squeeze.named_parameters()) == {}
     assert squeeze.state_dict() == {}  # nothing stored when it follows
+    # 0.1.0's configs name it MultiSpectralDCT
+    assert type(MODELS.build(dict(type='MultiSpectralDCT',
+                                  in_channels=16))) is MultiSpectralSqueeze
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(normalization='l2'), r"'l2'.*\('ortho', 'mean'\)"),
-    (dict(dct_h=None, dct_w=None, learnable_filter=True), r'fixed dct_h'),
-    (dict(freq_sel_method='top3'), r"'top3'"),
-    (dict(in_channels=0), r'in_channels=0'),
+def test_filters_cached_per_size_and_shared_between_layers():
+    """One filter computation per (frequencies, filter size, input size,
+    dtype, device), shared by squeezes of any width with equal groups."""
+    cached_fca_filters.cache_clear()
+    a = MultiSpectralSqueeze(32, 7, 7)
+    b = MultiSpectralSqueeze(64, 7, 7)  # same filters, other width
+    a(torch.randn(1, 32, 9, 9))
+    b(torch.randn(1, 64, 9, 9))
+    assert cached_fca_filters.cache_info()[:2] == (1, 1)  # hits, misses
+    a(torch.randn(1, 32, 10, 9))
+    a(torch.randn(1, 32, 10, 9).double())
+    assert cached_fca_filters.cache_info()[:2] == (1, 3)
+    uneven = MultiSpectralSqueeze(40, 7, 7)  # per-channel filters
+    uneven(torch.randn(1, 40, 9, 9))
+    assert cached_fca_filters.cache_info()[:2] == (1, 4)
+    assert cached_fca_filters.cache_info().maxsize > 0
+
+
+def test_the_release_layout_is_stored_and_other_filters_refused():
+    """``weight`` is the release's (C, dct_h, dct_w) buffer, frequency k on
+    channel group k; filters from a checkpoint must be that DCT."""
+    squeeze = MultiSpectralSqueeze(54, 14, 14)
+    bank = squeeze.weight
+    sizes = channel_groups(54, 16)
+    starts = [sum(sizes[:k]) for k in range(16)]
+    grid = get_grid_freqs('top16')
+    for k, (start, size) in enumerate(zip(starts, sizes)):
+        expected = dct_filters(14, 14, scale_freqs(grid[k:k + 1], 14, 14))
+        torch.testing.assert_close(bank[start:start + size],
+                                   expected.float().expand(size, 14, 14))
+    assert dict(squeeze.named_parameters()) == {}
+    state = squeeze.state_dict()
+    state['weight'] = torch.randn(54, 14, 14)
+    with pytest.raises(ValueError, match='not the fixed DCT filter'):
+        squeeze.load_state_dict(state)
+
+
+@pytest.mark.parametrize('learnable', [False, True])
+@pytest.mark.parametrize('init', ['dct', 'random'])
+def test_ablation_filters_are_the_release_formula_on_their_weight(
+        learnable, init):
+    """AblationSqueeze: the release's pool-then-filter on its own ``weight``
+    (a parameter when learnable, gradients reaching it), initialised with
+    the DCT or with unit-norm random filters; any filters load."""
+    torch.manual_seed(0)
+    squeeze = AblationSqueeze(32, 7, 7, 'top16', learnable_filter=learnable,
+                              filter_init=init)
+    dct = MultiSpectralSqueeze(32, 7, 7, 'top16').weight
+    weight = squeeze.weight
+    assert isinstance(weight, nn.Parameter) == learnable
+    assert f'learnable_filter={learnable}, filter_init={init!r}' in repr(
+        squeeze)
+    if init == 'dct':
+        torch.testing.assert_close(weight.detach(), dct)
+    else:
+        torch.testing.assert_close(weight.detach().flatten(1).norm(dim=1),
+                                   torch.ones(32))
+        assert not torch.allclose(weight.detach(), dct, atol=1e-2)
+    x = torch.randn(2, 32, 15, 11)
+    y = squeeze(x)
+    torch.testing.assert_close(y, release_squeeze(x, weight.detach()),
+                               rtol=1e-5, atol=1e-5)
+    if learnable:
+        y.square().sum().backward()
+        assert weight.grad.abs().sum() > 0
+    other = {'weight': torch.randn(32, 7, 7)}
+    squeeze.load_state_dict(other)
+    torch.testing.assert_close(squeeze.weight.detach(), other['weight'])
+
+
+@pytest.mark.parametrize('cls,kwargs,match', [
+    (MultiSpectralSqueeze, dict(normalization='l2'),
+     r"'l2'.*\('ortho', 'mean'\)"),
+    (AblationSqueeze, dict(dct_h=None, dct_w=None, learnable_filter=True),
+     r'fixed dct_h'),
+    (AblationSqueeze, dict(filter_init='gauss'),
+     r"filter_init 'gauss'.*\('dct', 'random'\)"),
+    (MultiSpectralSqueeze, dict(freq_sel_method='top3'), r"'top3'"),
+    (MultiSpectralSqueeze, dict(in_channels=0), r'in_channels=0'),
 ])
-def test_bad_squeeze_arguments_are_named(kwargs, match):
+def test_bad_squeeze_arguments_are_named(cls, kwargs, match):
     args = dict(in_channels=32, dct_h=7, dct_w=7)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        MultiSpectralDCT(**args)
+        cls(**args)
 
 
 def eca_formula(module, x):
@@ -183,9 +267,9 @@ def test_seresnet_switch_keeps_names_params_flops_and_dc_output():
     squeezes = [m.se_layer.global_avgpool for m in multi.modules()
                 if hasattr(m, 'se_layer')]
     assert len(squeezes) == 16
-    assert all(isinstance(s, MultiSpectralDCT) and s.dct_size is None
+    assert all(isinstance(s, MultiSpectralSqueeze) and s.dct_size is None
                and s.normalization == 'mean'
-               and s.grid_freqs == tuple(get_freq_indices('top16'))
+               and s.grid_freqs == tuple(get_grid_freqs('top16'))
                for s in squeezes)
 
 
@@ -205,23 +289,6 @@ def test_training_step_through_switched_modules():
         module(x).square().sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
         assert all(p.grad is not None for p in module.parameters())
-
-
-def test_fca_layer_with_input_sized_filters_is_fcanets_at_stage_sizes():
-    """MultiSpectralAttention(dct_h=None): on 56x56 and 14x14 maps it is
-    the layer with those filter sizes, with or without autograd; on other
-    sizes it takes the input's own DCT (nothing stored)."""
-    from mmfca.models import MultiSpectralAttention
-    follow = randomized(MultiSpectralAttention(64, None, None, 4))
-    assert 'dct_layer.weight' not in follow.state_dict()
-    for size in (56, 14):
-        fixed = MultiSpectralAttention(64, size, size, 4)
-        fixed.load_state_dict(follow.state_dict(), strict=False)
-        x = torch.randn(2, 64, size, size)
-        torch.testing.assert_close(follow(x), fixed(x))
-        with torch.no_grad():
-            torch.testing.assert_close(follow(x), fixed(x))
-    assert follow(torch.randn(1, 64, 9, 30)).shape == (1, 64, 9, 30)
 
 
 # MMPretrain's own SELayer cases (its tests/test_models/test_utils/
