@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/cuda-results}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-if [ "${1:-}" = short ]; then  # a few minutes of device time
+if [ "${1:-}" = short ]; then  # a few minutes on the GPU
     tests=(tests/models/layers/test_cuda.py)
     host=(--repeats 7)
     prof=(--shapes 0,4 --dtypes fp32 --formats nchw --calls 20)

@@ -75,10 +75,10 @@ def tool(name):
 
 def load_tool(name):
     """Import the script ``tools/<name>`` as a module (the scripts are not a
-    package), once per process: ``load_tool('deployment/export_onnx.py')``.
+    package), once per process: ``load_tool('deployment/deploy.py')``.
 
     The module is registered in ``sys.modules`` as ``tool_<path>`` (slashes
-    as underscores, e.g. ``tool_deployment_export_onnx``) so that names it
+    as underscores, e.g. ``tool_deployment_deploy``) so that names it
     defines pickle and introspect as usual.
     """
     path = osp.join(REPO, 'tools', name)
