@@ -2,6 +2,7 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
 
 from _helpers import REPO, load_tool
@@ -29,10 +30,14 @@ def released(request, module_tmp_path):
 
 def classifier(depth):
     feat = 512 * FcaNet.arch_settings[depth][0].expansion
-    return ImageClassifier(
-        backbone=dict(type='FcaNet', depth=depth, out_indices=(3, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=feat))
+    # built under MMPretrain's scope, as its configs do (an earlier test's
+    # runner may have left another global scope current)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='FcaNet', depth=depth, out_indices=(3, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000,
+                      in_channels=feat))
 
 
 def test_imagenet_parity_logits_and_detection_size_features(
