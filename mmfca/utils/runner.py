@@ -33,10 +33,12 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
             f'configs/ (e.g. configs/mask_rcnn_fca50_coco.py).')
     with warnings.catch_warnings():
         # mmengine finds `mmdet::` base configs through setuptools'
-        # deprecated pkg_resources (mmengine.utils.is_installed)
+        # deprecated pkg_resources (mmengine.utils.is_installed); its
+        # import warns (UserWarning or, on older setuptools,
+        # DeprecationWarning, plus one per declare_namespace call)
         warnings.filterwarnings(
-            'ignore', message='pkg_resources is deprecated',
-            category=UserWarning)
+            'ignore', message='(pkg_resources is deprecated'
+            '|Deprecated call to `pkg_resources)')
         cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
