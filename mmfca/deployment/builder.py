@@ -1,7 +1,6 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""One model builder for the deployment tools: a detector, classifier or
-segmentor by its codebase's own builder, the checkpoint loaded strictly by
-mmfca's trust rule."""
+"""A detector, classifier or segmentor by its codebase's own builder, the
+checkpoint loaded strictly by mmfca's trust rule."""
 import importlib
 import re
 import warnings
@@ -15,7 +14,6 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from mmfca.utils import trusted_checkpoint
 
-#: Each codebase's model builder, by the config's default_scope.
 BUILDERS = {
     'mmdet': 'mmdet.apis:init_detector',
     'mmpretrain': 'mmpretrain.apis:init_model',
@@ -30,21 +28,12 @@ def one_line(err: Exception, limit: int = 300) -> str:
 
 
 def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
-    """The model of ``cfg`` (not changed) on the CPU in eval mode, with
-    ``cfg`` and ``dataset_meta``, built by :data:`BUILDERS` under the
-    config's default scope (the caller's is kept).
-
-    Args:
-        cfg (Config): A model config.
-        checkpoint (str, optional): Loaded strictly (every tensor must fit)
-            through :func:`mmfca.utils.trusted_checkpoint` (fully unpickled
-            only inside ``cfg.work_dir``; elsewhere weights-only). None:
-            the config's initialisation, without a pretrained backbone.
-
-    Raises:
-        ValueError: One line: the scope is not one of :data:`BUILDERS`, the
-            checkpoint cannot be read, or it does not fit the model.
-    """
+    """The model of ``cfg`` on the CPU in eval mode (``cfg`` and
+    ``dataset_meta`` set), built by :data:`BUILDERS` under the config's
+    scope; ``checkpoint`` loaded strictly through
+    :func:`mmfca.utils.trusted_checkpoint` (None: the config's init,
+    without a pretrained backbone). ValueError (one line): unknown scope,
+    unreadable checkpoint, or one not fitting the model."""
     scope = cfg.get('default_scope')
     if scope not in BUILDERS:
         raise ValueError(f'the config\'s default_scope is {scope!r}; '

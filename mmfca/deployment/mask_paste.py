@@ -17,19 +17,9 @@ import torch
 
 def paste_masks_per_box(det_bboxes, det_masks, img_w: int, img_h: int,
                         device: str = 'cpu') -> torch.Tensor:
-    """MMDeploy's ``postprocessing_masks`` with MMDetection's pasting.
-
-    Args:
-        det_bboxes (Tensor | ndarray): Boxes (N, 4) in the image's pixels.
-        det_masks (Tensor | ndarray): Mask probabilities (N, h, w).
-        img_w (int): Width of the image pasted into.
-        img_h (int): Height of the image pasted into.
-        device (str): Where the masks are made.
-
-    Returns:
-        Tensor: Binary masks (N, img_h, img_w): probability >= 0.5, the
-        threshold of MMDeploy's backend model.
-    """
+    """MMDeploy's ``postprocessing_masks`` with MMDetection's pasting:
+    boxes (N, 4) in pixels and mask probabilities (N, h, w) to binary masks
+    (N, img_h, img_w), probability >= 0.5 (MMDeploy's threshold)."""
     from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
         _do_paste_mask
     boxes, masks = (torch.as_tensor(np.asarray(x) if isinstance(

@@ -1,22 +1,15 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""A detector, classifier or segmentor to ONNX Runtime with MMDeploy,
-checked against PyTorch (``tools/deployment/deploy.py``).
-
-The steps are MMDeploy's: ``torch2onnx`` (under
-:func:`~.mmdeploy_shims.mmdeploy_export_shims`) and ``export2SDK`` write
-``end2end.onnx`` and the SDK files; the task processor prepares images,
-builds the ONNX Runtime backend model and its test runner. What this
-module adds: the checks before the export, the comparison with PyTorch,
-the backbone + neck export and MMDetection's mask pasting in the backend
-model (:func:`~.mask_paste.masks_pasted_per_box`).
-"""
+"""A detector, classifier or segmentor to ONNX Runtime with MMDeploy's
+apis (``tools/deployment/deploy.py``); mmfca adds the checks before the
+export, the comparison with PyTorch, the backbone + neck export and
+MMDetection's mask pasting (:mod:`.mask_paste`)."""
 import contextlib
 import copy
 import os
 import os.path as osp
 import shutil
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,21 +19,18 @@ from .mmdeploy_shims import mmdeploy_export_shims
 
 #: The MMDeploy release the deploy configs and the shims are written for.
 MMDEPLOY_VERSION = '1.3.1'
-#: The graph MMDeploy writes, and the SDK's description files beside it.
-ONNX_FILE = 'end2end.onnx'
+ONNX_FILE = 'end2end.onnx'  # and MMDeploy's SDK files beside it:
 SDK_FILES = ('deploy.json', 'pipeline.json', 'detail.json')
-#: What is deployed, by the model: MMDeploy codebase and graph outputs; the
-#: deploy config of configs/deploy/ is ``<kind>_onnxruntime_dynamic.py``.
+#: By the model: MMDeploy codebase and graph outputs (deploy config:
+#: configs/deploy/<kind>_onnxruntime_dynamic.py).
 KINDS = {
     'detection': ('mmdet', ['dets', 'labels']),
     'instance-seg': ('mmdet', ['dets', 'labels', 'masks']),
     'classification': ('mmpretrain', ['output']),
     'segmentation': ('mmseg', ['output']),
 }
-#: Detections compared: score at least SCORE_THR; the same detection: the
-#: same label and box IoU above IOU_THR.
+#: Detections compared: score >= SCORE_THR; twins: same label, IoU > IOU_THR
 SCORE_THR, IOU_THR = 0.3, 0.9
-#: The metrics shown side by side, as the evaluators name them.
 SHOWN = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
          'coco/segm_mAP_50', 'accuracy/top1', 'accuracy/top5', 'mIoU',
          'aAcc')
@@ -51,8 +41,7 @@ class DeployError(RuntimeError):
 
 
 def require_mmdeploy() -> None:
-    """A :class:`DeployError` saying how to install MMDeploy and
-    onnxruntime when either is missing (found, not imported)."""
+    """How to install mmdeploy or onnxruntime, if missing (not imported)."""
     import importlib.util
     for name in ('mmdeploy', 'onnxruntime'):
         if importlib.util.find_spec(name) is None:
@@ -65,8 +54,7 @@ def require_mmdeploy() -> None:
 
 
 def model_kind(cfg) -> str:
-    """One of :data:`KINDS` by the config's ``default_scope`` (and, for
-    MMDetection, a mask head); a :class:`DeployError` for other configs."""
+    """One of :data:`KINDS` by ``default_scope`` (and a mask head)."""
     scope, model = cfg.get('default_scope'), cfg.get('model', {})
     if scope == 'mmdet':
         roi_head = model.get('roi_head')
@@ -83,8 +71,7 @@ def model_kind(cfg) -> str:
 
 
 def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
-    """A :class:`DeployError` unless ``deploy_cfg`` exports a model of
-    ``kind`` to ONNX Runtime with its outputs."""
+    """Refuse a ``deploy_cfg`` not exporting ``kind`` to ONNX Runtime."""
     (codebase, want), fix = KINDS[kind], (
         f'use configs/deploy/{kind}_onnxruntime_dynamic.py')
     got = deploy_cfg.get('codebase_config', {}).get('type')
@@ -102,8 +89,7 @@ def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
 
 @contextlib.contextmanager
 def _exporting():
-    """The torch shims, without the tracer's notes on the libraries' Python
-    control flow (the graph is checked afterwards); yields the shims."""
+    """The torch shims (yielded), the tracer's notes silenced."""
     with warnings.catch_warnings(), mmdeploy_export_shims() as shims:
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
         warnings.filterwarnings('ignore', message='Exporting aten::index')
@@ -111,7 +97,7 @@ def _exporting():
 
 
 def graph_ops(path: str) -> Dict:
-    """``op_types`` and ``domains`` (``''``: standard ONNX) of a graph."""
+    """A graph's ``op_types`` and ``domains`` (``''``: standard ONNX)."""
     import onnx
     nodes = onnx.load(path).graph.node
     return dict(op_types=sorted({n.op_type for n in nodes}),
@@ -120,12 +106,9 @@ def graph_ops(path: str) -> Dict:
 
 def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
            work_dir: str) -> Dict:
-    """MMDeploy's ``torch2onnx`` and ``export2SDK`` of the model of
-    ``model_cfg`` with ``checkpoint`` (a path, possibly marked trusted;
-    None: the config's init), traced on ``img`` (path or array), into
-    ``work_dir`` by way of ``work_dir/.partial`` (a failed export leaves no
-    graph). Returns ``onnx`` (the path), ``shims`` and :func:`graph_ops`.
-    """
+    """MMDeploy's ``torch2onnx`` and ``export2SDK`` traced on ``img``, into
+    ``work_dir`` via ``.partial`` (a failed export leaves no graph): the
+    ``onnx`` path, ``shims`` and :func:`graph_ops`."""
     from mmdeploy.apis import torch2onnx
     from mmdeploy.backend.sdk.export_info import export2SDK
     partial = osp.join(work_dir, '.partial')
@@ -146,7 +129,7 @@ def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
 
 
 class _Features(torch.nn.Module):
-    """A model's ``extract_feat`` (backbone and neck) as a flat tuple."""
+    """``extract_feat`` (backbone and neck) as a tuple."""
 
     def __init__(self, model):
         super().__init__()
@@ -159,13 +142,10 @@ class _Features(torch.nn.Module):
 
 def export_features(model, inputs: torch.Tensor, deploy_cfg,
                     path: str) -> Dict:
-    """``model``'s backbone and neck (``extract_feat``) to ``path`` with
-    MMDeploy's ``export``, dynamic batch, height and width, then ONNX
-    Runtime against PyTorch on ``inputs`` (the normalised image) and on two
-    resized copies (batch 2). Returns ``onnx``, ``shims``,
-    :func:`graph_ops` and ``checks``: per input, ``shape`` and
-    ``max_rel_error`` (over the outputs, ``max|ORT - PyTorch| /
-    max|PyTorch|``)."""
+    """``model``'s backbone and neck to ``path`` (MMDeploy's ``export``,
+    dynamic shapes), checked on ``inputs`` and two resized copies (batch
+    2): ``onnx``, ``shims``, :func:`graph_ops`, ``checks`` (``shape``,
+    ``max_rel_error`` = max|ORT - PyTorch| / max|PyTorch|)."""
     import onnxruntime as ort
     from mmdeploy.apis.onnx import export as mmdeploy_export
     module = _Features(model).eval()
@@ -195,9 +175,7 @@ def export_features(model, inputs: torch.Tensor, deploy_cfg,
 
 
 def build_backend(model_cfg, deploy_cfg, onnx_file: str):
-    """MMDeploy's task processor and its ONNX Runtime model of
-    ``onnx_file`` (``End2EndModel``: the config's data preprocessor, the
-    graph in an ``InferenceSession``, the codebase's post-processing)."""
+    """MMDeploy's task processor and its ONNX Runtime ``End2EndModel``."""
     from mmdeploy.apis import build_task_processor
     task = build_task_processor(model_cfg, deploy_cfg, 'cpu')
     return task, task.build_backend_model([onnx_file],
@@ -205,42 +183,49 @@ def build_backend(model_cfg, deploy_cfg, onnx_file: str):
 
 
 def predict(task, model, img):
-    """The data sample of ``model`` (the backend model or PyTorch's) for
-    ``img`` (path or array) as MMDeploy prepares it (``create_input``);
-    masks pasted per box."""
+    """``model``'s data sample for ``img`` as MMDeploy prepares it."""
     data, _ = task.create_input(img, None)
     with torch.no_grad(), masks_pasted_per_box():
         return model.test_step(data)[0]
 
 
-def compare(kind: str, reference, candidate) -> Dict:
-    """How ONNX Runtime's data sample ``candidate`` differs from PyTorch's
-    ``reference``: :func:`match_detections` (detectors); ``max_score_diff``
-    and ``same_top1`` (classifiers); ``pixels`` and ``equal_labels`` (the
-    fraction of pixels of the same label; segmentors)."""
+def compare(kind: str, reference, candidate) -> Tuple[Dict, str]:
+    """How ONNX Runtime's data sample differs from PyTorch's, and a line
+    saying so: :func:`match_detections`, classifier scores, pixel labels.
+    """
     if kind == 'classification':
         ref, got = reference.pred_score, candidate.pred_score
-        return dict(max_score_diff=float((ref - got).abs().max()),
-                    same_top1=bool(ref.argmax() == got.argmax()))
+        c = dict(max_score_diff=float((ref - got).abs().max()),
+                 same_top1=bool(ref.argmax() == got.argmax()))
+        return c, (f'largest score difference {c["max_score_diff"]:.1e}, '
+                   f'top-1 {"the same" if c["same_top1"] else "differs"}')
     if kind == 'segmentation':
         ref = reference.pred_sem_seg.data
         got = candidate.pred_sem_seg.data.to(ref.dtype)
-        return dict(pixels=ref.numel(),
-                    equal_labels=float((ref == got).double().mean()))
+        c = dict(pixels=ref.numel(),
+                 equal_labels=float((ref == got).double().mean()))
+        return c, f'{100 * c["equal_labels"]:.2f} % of the pixel labels equal'
     ref, got = reference.pred_instances, candidate.pred_instances
-    return dict(match_detections(ref, got), onnx_detections=len(got),
-                pytorch_detections=len(ref))
+    c = dict(match_detections(ref, got), onnx_detections=len(got),
+             pytorch_detections=len(ref))
+    text = (f'{c["matched"]} of {c["compared"]} detections with score >= '
+            f'{SCORE_THR} matched (same label, box IoU > {IOU_THR})')
+    if c['matched']:
+        text += (f'; largest differences: box {c["max_box_diff"]:.2e} px, '
+                 f'score {c["max_score_diff"]:.2e}')
+    if c.get('min_mask_iou') is not None:
+        text += f', smallest mask IoU {c["min_mask_iou"]:.4f}'
+    return c, text + (f'; detections of ONNX Runtime / PyTorch: '
+                      f'{len(got)} / {len(ref)}')
 
 
 def match_detections(reference, candidate, score_thr: float = SCORE_THR,
                      iou_thr: float = IOU_THR) -> Dict:
-    """Pair each detection of ``reference`` (``InstanceData``: ``bboxes``,
-    ``scores``, ``labels``, optionally bool ``masks``) scoring at least
-    ``score_thr``, in score order, with the unused ``candidate`` detection
-    of the same label that overlaps it most, if the box IoU exceeds
-    ``iou_thr``. Returns ``compared``, ``matched``, and over the pairs
-    ``min_iou``, ``max_box_diff`` (px), ``max_score_diff`` and, with masks,
-    ``min_mask_iou`` (None when nothing matched)."""
+    """Pair each ``reference`` detection scoring >= ``score_thr``, by score,
+    with the unused ``candidate`` one of its label overlapping it most, if
+    IoU > ``iou_thr``: ``compared``, ``matched``, and over the pairs
+    ``min_iou``, ``max_box_diff`` (px), ``max_score_diff``, with masks
+    ``min_mask_iou`` (None without pairs)."""
     from mmdet.structures.bbox import bbox_overlaps
     ref = reference[reference.scores >= score_thr]
     ref = ref[ref.scores.argsort(descending=True)]
@@ -254,9 +239,9 @@ def match_detections(reference, candidate, score_thr: float = SCORE_THR,
             pairs.append((i, j))
             ious[:, j] = -1
     has_masks = 'masks' in ref and 'masks' in candidate
-    report = dict(compared=len(ref), matched=len(pairs), min_iou=None,
-                  max_box_diff=None, max_score_diff=None,
-                  **(dict(min_mask_iou=None) if has_masks else {}))
+    report = dict(compared=len(ref), matched=len(pairs), **dict.fromkeys(
+        ['min_iou', 'max_box_diff', 'max_score_diff'] +
+        ['min_mask_iou'] * has_masks))
     if not pairs:
         return report
     i, j = (torch.tensor(idx) for idx in zip(*pairs))
@@ -269,17 +254,14 @@ def match_detections(reference, candidate, score_thr: float = SCORE_THR,
     if has_masks:
         inter = (a.masks & b.masks).flatten(1).sum(1).float()
         union = (a.masks | b.masks).flatten(1).sum(1).float()
-        # two empty masks are the same mask
-        report['min_mask_iou'] = float(
-            torch.where(union > 0, inter / union.clamp(min=1), 1.).min())
+        report['min_mask_iou'] = float(torch.where(  # two empty: the same
+            union > 0, inter / union.clamp(min=1), 1.).min())
     return report
 
 
 def evaluate(cfg, checkpoint: str, task, backend, work_dir: str) -> Dict:
-    """The config's test evaluator on its test set for ONNX Runtime
-    (MMDeploy's test runner) and PyTorch (mmengine's runner, as
-    ``tools/test.py`` builds it), in ``work_dir/eval_<name>``:
-    ``{'onnxruntime': metrics, 'pytorch': metrics}``."""
+    """The config's test set evaluated for ONNX Runtime (MMDeploy's test
+    runner) and PyTorch (as tools/test.py), in ``work_dir/eval_<name>``."""
     from mmfca.utils import build_runner, trusted_checkpoint
     with masks_pasted_per_box():
         onnx = task.build_test_runner(
@@ -293,7 +275,7 @@ def evaluate(cfg, checkpoint: str, task, backend, work_dir: str) -> Dict:
 
 
 def metrics_lines(onnx: Dict, pytorch: Dict) -> List[str]:
-    """The :data:`SHOWN` metrics of both, side by side."""
+    """The :data:`SHOWN` metrics side by side."""
     return [f'{key.split("/")[-1]:<12} ONNX Runtime {onnx[key]:.3f}   '
             f'PyTorch {pytorch[key]:.3f}   difference '
             f'{onnx[key] - pytorch[key]:+.3f}' for key in SHOWN

@@ -1,15 +1,12 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """What MMDeploy 1.3.1 (written for torch <= 2.1) needs from torch >= 2.9,
-applied only inside :func:`mmdeploy_export_shims`, on those versions only:
+only inside :func:`mmdeploy_export_shims`, on those versions only:
 
 * ``dynamo_false_by_default``: torch >= 2.9 exports with ``dynamo=True``
-  by default (pytorch/pytorch#159646), where MMDeploy's rewriters never run
-  and ``onnxscript`` is needed; MMDeploy passes no ``dynamo``, so the
-  default is made ``False`` again (an explicit one is kept).
-* ``cast_long_symbolic``: torch >= 2.9 dropped
-  ``torch.onnx.symbolic_opset9._cast_Long`` (pytorch/pytorch#161323,
-  #164641), which MMDeploy's RoIAlign symbolic imports; the shim is the
-  one ``Cast`` to int64 it was.
+  (pytorch/pytorch#159646), where MMDeploy's rewriters never run; the
+  default is ``False`` again (an explicit one is kept).
+* ``cast_long_symbolic``: MMDeploy's RoIAlign symbolic imports
+  ``symbolic_opset9._cast_Long``, dropped by torch 2.9 (#161323, #164641).
 """
 import contextlib
 import functools
@@ -41,9 +38,8 @@ def _cast_long(g, input, non_blocking):
 
 @contextlib.contextmanager
 def mmdeploy_export_shims(version: Optional[str] = None) -> Iterator[list]:
-    """Apply the shims torch ``version`` (default: this one; tests pass
-    others) needs inside the ``with`` block, and yield their names; torch
-    is restored when it ends."""
+    """The shims torch ``version`` (default: this one) needs, applied inside
+    the ``with`` block (their names yielded), torch restored after it."""
     import torch.onnx.symbolic_opset9 as opset9
     export, applied = torch.onnx.export, []
     try:

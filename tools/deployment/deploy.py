@@ -7,19 +7,16 @@ against PyTorch.
         [--eval] [--img IMAGE] [--part model|features] [--deploy-cfg FILE]
 
 Writes DIR/end2end.onnx (standard ONNX operators only) with MMDeploy's
-deploy.json, pipeline.json and detail.json, runs ONNX Runtime (MMDeploy's
-backend model) and PyTorch on a real image (the first of the config's test
-set unless --img) and prints how they differ: detections matched,
-classifier scores, segmentation labels. --eval evaluates both with the
-config's test evaluator on its test set (bbox/segm mAP, top-1, mIoU).
---part features writes DIR/features.onnx instead: the backbone and neck
-(a detector's FPN levels), checked against PyTorch at three input sizes.
+SDK files, runs ONNX Runtime and PyTorch on an image (--img, or the first
+of the config's test set) and prints how they differ (detections matched,
+classifier scores, segmentation labels). --eval evaluates both on the test
+set. --part features writes DIR/features.onnx instead: the backbone and
+neck, checked against PyTorch at three input sizes.
 
-The deploy config (configs/deploy/: ONNX Runtime, dynamic shapes, opset 16)
-follows the config's default_scope (detectors: whether it has a mask head).
-The checkpoint loads by mmfca's trust rule (a tools/train.py or `make demo`
-checkpoint works as it is). The libraries' output goes to DIR/deploy.log.
-An existing DIR/end2end.onnx is kept unless --force.
+The deploy config (configs/deploy/) follows the model. The checkpoint loads
+by mmfca's trust rule (tools/train.py's work as they are). The libraries'
+output goes to DIR/deploy.log. An existing DIR/end2end.onnx is kept unless
+--force.
 """
 import argparse
 import contextlib
@@ -49,24 +46,21 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--work-dir', required=True, help='output folder')
-    parser.add_argument('--eval', action='store_true',
-                        help='evaluate ONNX Runtime and PyTorch on the '
-                        'config\'s test set')
-    parser.add_argument('--img', help='the image traced and compared')
-    parser.add_argument('--part', choices=PARTS, default='model')
-    parser.add_argument('--deploy-cfg', help='an MMDeploy deploy config '
-                        '(default: configs/deploy/, by the model)')
-    # 16 is the verified opset (below, RoIAlign is emulated)
-    parser.add_argument('--opset', type=int, choices=range(11, 18),
-                        metavar='N', help='ONNX opset, 11-17 (default: the '
-                        'deploy config\'s, 16)')
-    parser.add_argument('--force', action='store_true',
-                        help='overwrite an existing graph')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides of the model config')
+    add = parser.add_argument
+    add('config')
+    add('checkpoint')
+    add('--work-dir', required=True, help='output folder')
+    add('--eval', action='store_true',
+        help='evaluate ONNX Runtime and PyTorch on the config\'s test set')
+    add('--img', help='the image traced and compared')
+    add('--part', choices=PARTS, default='model')
+    add('--deploy-cfg', help='an MMDeploy deploy config (default: '
+        'configs/deploy/, by the model)')
+    add('--opset', type=int, choices=range(11, 18), metavar='N',
+        help='ONNX opset, 11-17 (default: the deploy config\'s, 16)')
+    add('--force', action='store_true', help='overwrite an existing graph')
+    add('--cfg-options', nargs='+', action=DictAction,
+        help='overrides of the model config')
     return parser.parse_args(argv)
 
 
@@ -79,8 +73,8 @@ def main(argv=None):
 
 
 def check_inputs(args):
-    """Everything that needs no model, each refused in one line. Returns
-    ``(cfg, kind, deploy path, deploy_cfg, test images or None)``."""
+    """Everything that needs no model, each refused in one line: ``(cfg,
+    kind, deploy path, deploy_cfg, test images or None)``."""
     from mmengine.registry import DATASETS
 
     from mmfca.utils import load_config
@@ -126,8 +120,8 @@ def check_inputs(args):
 
 
 class _Log(io.TextIOBase):
-    """The libraries' output: into the run's log file while a run lasts,
-    to the console otherwise (loggers made in a run keep this stream)."""
+    """The libraries' output: the run's log file while a run lasts, else
+    the console (loggers made in a run keep this stream)."""
     file = None
 
     def write(self, text):
@@ -153,10 +147,8 @@ def run(args):
     with open(log_path, 'w') as LOG.file:
         say(f'{kind} {args.part} to ONNX Runtime; the libraries\' output is '
             f'in {log_path}')
-        # the libraries' prints and the loggers made here (MMDeploy's at
-        # its import, a current mmengine logger) into the log; under the
-        # config's scope, the caller's restored afterwards (MMDeploy's task
-        # processors set a global one)
+        # prints and loggers made here (MMDeploy's, a current mmengine one)
+        # into the log; the caller's scope restored (MMDeploy sets one)
         try:
             with contextlib.redirect_stdout(LOG), \
                     contextlib.redirect_stderr(LOG), \
@@ -174,12 +166,10 @@ def run(args):
 
 
 def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
-    """Export, compare and (``--eval``) evaluate: the report and the
-    summary's lines."""
+    """Export, compare, ``--eval``: the report and the summary's lines."""
     from mmfca.utils import trusted_checkpoint
     img = args.img or images[0]
-    try:  # read and checked in full before MMDeploy loads it (MMDeploy
-        # would take a checkpoint of another model with a warning)
+    try:  # checked in full (MMDeploy loads another model's with a warning)
         pytorch = init_model(cfg, args.checkpoint)
     except ValueError as err:
         raise DeployError(str(err))
@@ -199,8 +189,7 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
                 cfg, deploy_cfg,
                 trusted_checkpoint(args.checkpoint, cfg.get('work_dir')),
                 img, args.work_dir)
-    except Exception as err:  # MMDeploy's or the exporter's: a model or
-        # an operator it cannot take; the traceback goes into deploy.log
+    except Exception as err:  # a model or operator MMDeploy cannot take
         LOG.write(traceback.format_exc())
         raise DeployError(
             f'MMDeploy could not export {args.config} '
@@ -208,12 +197,13 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
             f'is in {osp.join(args.work_dir, "deploy.log")}') from err
     report = dict(config=args.config, checkpoint=args.checkpoint, img=img,
                   deploy_cfg=deploy_path, opset=opset, export=exported)
+    ops = ('standard ONNX only' if exported['domains'] == [''] else
+           f'domains {exported["domains"]}')
     sdk = f' and {", ".join(ort.SDK_FILES)} beside it' * (args.part ==
                                                           'model')
-    lines = [f'wrote {exported["onnx"]}{sdk}; operators: ' + (
-        'standard ONNX only' if exported['domains'] == [''] else
-        f'domains {exported["domains"]}') + f' ({len(exported["op_types"])}'
-             f' types); torch shims: {", ".join(exported["shims"]) or "none"}']
+    lines = [f'wrote {exported["onnx"]}{sdk}; operators: {ops} '
+             f'({len(exported["op_types"])} types); torch shims: '
+             f'{", ".join(exported["shims"]) or "none"}']
     if args.part == 'features':
         return report, lines + [
             f'ONNX Runtime vs PyTorch at input {c["shape"]}: largest '
@@ -221,24 +211,8 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
             for c in exported['checks']]
     say(f'ONNX Runtime and PyTorch on {img}')
     task, backend = ort.build_backend(cfg, deploy_cfg, exported['onnx'])
-    report['compared'] = c = ort.compare(kind, ort.predict(
+    report['compared'], text = ort.compare(kind, ort.predict(
         task, pytorch, img), ort.predict(task, backend, img))
-    if kind == 'classification':
-        text = (f'largest score difference {c["max_score_diff"]:.1e}, top-1 '
-                f'{"the same" if c["same_top1"] else "differs"}')
-    elif kind == 'segmentation':
-        text = f'{100 * c["equal_labels"]:.2f} % of the pixel labels equal'
-    else:
-        text = (f'{c["matched"]} of {c["compared"]} detections with score >= '
-                f'{ort.SCORE_THR} matched (same label, box IoU > '
-                f'{ort.IOU_THR})')
-        if c['matched']:
-            text += (f'; largest differences: box {c["max_box_diff"]:.2e} '
-                     f'px, score {c["max_score_diff"]:.2e}')
-        if c.get('min_mask_iou') is not None:
-            text += f', smallest mask IoU {c["min_mask_iou"]:.4f}'
-        text += (f'; detections of ONNX Runtime / PyTorch: '
-                 f'{c["onnx_detections"]} / {c["pytorch_detections"]}')
     lines.append(f'ONNX Runtime vs PyTorch on {img}: {text}')
     if args.eval:
         say(f'evaluating ONNX Runtime and PyTorch on the {len(images)} '
