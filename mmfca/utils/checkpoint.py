@@ -34,8 +34,7 @@ except ImportError:  # numpy < 1.26
 
 #: Marks a checkpoint the trust rule accepted for full unpickling.
 TRUSTED_SCHEME = 'mmfca-trusted-resume://'
-#: torch >= 2.6: torch's weights_only with ``safe_globals``; older torch:
-#: the restricted Unpickler.
+#: torch >= 2.6: weights_only with ``safe_globals``; else restricted Unpickler
 SCOPED_SAFE_GLOBALS = digit_version(torch.__version__) >= digit_version('2.6')
 #: The methods a ``HistoryBuffer`` pickles as ``getattr(HistoryBuffer, m)``.
 STATISTICS = ('min', 'max', 'current', 'mean')
@@ -73,25 +72,23 @@ def describe_file(path: str) -> Optional[str]:
     """None if ``path`` is in ``torch.save``'s format (zip or legacy), else
     what it is, for messages ("an empty file", ...)."""
     with open(path, 'rb') as f:
-        head = f.read(4096)
+        head, size = f.read(4096), os.fstat(f.fileno()).st_size
         if zipfile.is_zipfile(f):
-            names = zipfile.ZipFile(f).namelist()
-            if any(n.split('/')[-1] == 'data.pkl' for n in names):
-                return None
-            return f"a zip archive without torch.save's data.pkl"
+            return None if any(n.split('/')[-1] == 'data.pkl' for n in
+                               zipfile.ZipFile(f).namelist()) else \
+                "a zip archive without torch.save's data.pkl"
+    text = head.decode('utf-8', errors='replace')
     if head[:1] == b'\x80':  # pickle protocol >= 2
         return None if _LEGACY_MAGIC in head[:32] else \
-            "a pickle not written by torch.save"
-    text = head.decode('utf-8', errors='replace')
-    if not head:
-        return 'an empty file'
-    if head[:4] == b'PK\x03\x04':
-        return (f'a truncated or damaged zip archive ({osp.getsize(path)} '
-                f"bytes; torch.save's format is a zip archive)")
+            'a pickle not written by torch.save'
+    if not head or head[:4] == b'PK\x03\x04':
+        return 'an empty file' if not head else (
+            f"a truncated or damaged zip archive ({size} bytes; torch.save's "
+            'format is a zip archive)')
     if '\ufffd' in text or not all(c.isprintable() or c.isspace()
                                    for c in text):
-        return (f'{osp.getsize(path)} bytes of binary data (starting with '
-                f'{head[:8].hex(" ")})')
+        return f'{size} bytes of binary data (starting with ' \
+            f'{head[:8].hex(" ")})'
     return ('a text file starting with '
             f'{(text.strip().splitlines() or [""])[0][:40]!r}')
 
@@ -257,12 +254,11 @@ def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
         resume (str): ``'auto'`` or a checkpoint path.
     """
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
-    trusted = path and mark_trusted(path, work_dir)
-    if path and not trusted:
+    if path and not mark_trusted(path, work_dir):
         raise ValueError(
             f"Refusing to resume from {path}: it is outside the run's "
             f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '
             'checkpoint fully, which runs code from the file, so only the '
             "run's own checkpoints are trusted. Copy it into the work_dir if "
             'you trust it, or use load_from=... to load only its weights.')
-    return trusted
+    return path and trusted_checkpoint(path, work_dir)
