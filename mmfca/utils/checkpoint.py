@@ -173,9 +173,14 @@ def load_weights_only(path, map_location=None, scoped=None):
             return torch.load(path, map_location, weights_only=True)
     except pickle.UnpicklingError as err:  # its reason, not torch's advice
         reason = str(err).split('WeightsUnpickler error:')[-1].strip()
-        raise UnsafeCheckpointError(
-            path, re.findall(r'GLOBAL ([\w.]+)', str(err)),
-            reason.split('\n')[0].split(' Please use')[0]) from None
+        reason = reason.split('\n')[0].split(' Please use')[0]
+        names = re.findall(r'GLOBAL ([\w.]+)', str(err))
+        if names or 'truncated' not in reason:
+            raise UnsafeCheckpointError(path, names, reason) from None
+    except (EOFError, IndexError) as err:  # what a cut legacy file raises
+        reason = f'{type(err).__name__}: {err}'
+    raise NotACheckpointError(path, "a truncated or damaged file in "
+                              f"torch.save's legacy format ({reason})")
 
 
 def load_from_weights_only(filename,

@@ -250,6 +250,14 @@ def test_legacy_format_loads_and_is_refused_alike(scoped, tmp_path):
     with pytest.raises(UnsafeCheckpointError) as err:
         load_weights_only(foreign, scoped=scoped)
     assert_mmfca_refusal(str(err.value), foreign, 'argparse.Namespace')
+    # cut short: named as damaged, not refused as holding something else
+    cut = str(tmp_path / 'cut.pth')
+    with open(legacy, 'rb') as f, open(cut, 'wb') as out:
+        out.write(f.read(200))
+    with pytest.raises(NotACheckpointError, match=f'{cut} is not a '
+                       'checkpoint: it is a truncated or damaged file in '
+                       "torch.save's legacy format"):
+        load_weights_only(cut, scoped=scoped)
 
 
 class Payload:
