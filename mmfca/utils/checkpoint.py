@@ -73,18 +73,20 @@ def describe_file(path: str) -> Optional[str]:
     what it is, for messages ("an empty file", ...)."""
     with open(path, 'rb') as f:
         head, size = f.read(4096), os.fstat(f.fileno()).st_size
-        if zipfile.is_zipfile(f):
-            return None if any(n.split('/')[-1] == 'data.pkl' for n in
-                               zipfile.ZipFile(f).namelist()) else \
-                "a zip archive without torch.save's data.pkl"
-    text = head.decode('utf-8', errors='replace')
+        zipped = zipfile.ZipFile(f).namelist() if zipfile.is_zipfile(f) \
+            else None
+    if zipped is not None:
+        return None if any(n.split('/')[-1] == 'data.pkl' for n in zipped) \
+            else "a zip archive without torch.save's data.pkl"
     if head[:1] == b'\x80':  # pickle protocol >= 2
         return None if _LEGACY_MAGIC in head[:32] else \
             'a pickle not written by torch.save'
-    if not head or head[:4] == b'PK\x03\x04':
-        return 'an empty file' if not head else (
-            f"a truncated or damaged zip archive ({size} bytes; torch.save's "
-            'format is a zip archive)')
+    if not head:
+        return 'an empty file'
+    if head[:4] == b'PK\x03\x04':
+        return (f'a truncated or damaged zip archive ({size} bytes; '
+                "torch.save's format is a zip archive)")
+    text = head.decode('utf-8', errors='replace')
     if '\ufffd' in text or not all(c.isprintable() or c.isspace()
                                    for c in text):
         return f'{size} bytes of binary data (starting with ' \
