@@ -60,8 +60,8 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         ConversionError: One line naming the file and what was expected:
             the file is not a ``torch.save`` checkpoint (random bytes, text,
             another pickle), is damaged, holds no dict, or (only then the
-            advice to pass ``--trust-source``) is a checkpoint of tensors
-            that also holds other objects.
+            advice to pass ``--trust-source``) is a ``torch.save`` file that
+            holds objects beyond tensors and plain data.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Source checkpoint {path} does not exist.')
@@ -70,10 +70,9 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         return ConversionError(f'{path} is not a checkpoint: it is {what}; '
                                f'expected {EXPECTED}.')
 
-    if trust:  # without it, the loader describes the file and refuses
-        summary = describe_file(path)
-        if summary.kind != 'torch':
-            raise not_a_checkpoint(summary.what)
+    what = trust and describe_file(path)  # else the loader describes it
+    if what:
+        raise not_a_checkpoint(what)
     try:
         if trust:
             obj = torch.load(path, map_location='cpu', weights_only=False)
@@ -82,9 +81,6 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
     except NotACheckpointError as err:
         raise not_a_checkpoint(err.what) from None
     except UnsafeCheckpointError as err:
-        top, tensors = err.summary.top, err.summary.tensors
-        if top not in ('a dict', 'collections.OrderedDict') or not tensors:
-            raise not_a_checkpoint(err.summary.what) from None
         held = ', '.join(err.names) or 'objects other than tensors'
         raise ConversionError(
             f'{path} is a checkpoint that also holds {held}, so it was not '

@@ -2,21 +2,20 @@
 """Checkpoint loading under the trust rule.
 
 A checkpoint inside the run's own ``work_dir`` (:func:`trusted_checkpoint`,
-:func:`resolve_resume`) is fully unpickled. Every other path or URL loaded by
-mmengine's ``CheckpointLoader`` (``load_from``, ``init_cfg`` Pretrained,
-``open-mmlab://``, ...) loads through :func:`load_weights_only`: tensors,
-plain data and :data:`TRAINING_STATE`, never code from the file. Refusals name
-what the file holds, read from its opcodes alone (:func:`describe_file`).
+:func:`resolve_resume`) is fully unpickled. Every other path or URL that
+mmengine's ``CheckpointLoader`` loads (``load_from``, ``init_cfg``
+Pretrained, ``open-mmlab://``, ...) goes through :func:`load_weights_only`:
+tensors, plain data and :data:`TRAINING_STATE`, never code from the file.
 """
 import _compat_pickle
 import codecs
 import os
 import os.path as osp
 import pickle
-import pickletools
+import re
 import types
 import zipfile
-from typing import NamedTuple, Optional
+from typing import Optional
 from urllib.parse import urlparse
 
 import mmengine.runner.checkpoint as mmengine_checkpoint
@@ -35,8 +34,7 @@ except ImportError:  # numpy < 1.26
 
 #: Marks a checkpoint the trust rule accepted for full unpickling.
 TRUSTED_SCHEME = 'mmfca-trusted-resume://'
-#: torch >= 2.6 allows globals under given names (``safe_globals``); older
-#: torch loads through a restricted Unpickler.
+#: torch >= 2.6: weights_only with ``safe_globals``; else restricted Unpickler
 SCOPED_SAFE_GLOBALS = digit_version(torch.__version__) >= digit_version('2.6')
 #: The methods a ``HistoryBuffer`` pickles as ``getattr(HistoryBuffer, m)``.
 STATISTICS = ('min', 'max', 'current', 'mean')
@@ -46,12 +44,7 @@ _LEGACY_MAGIC = pickle.dumps(0x1950a86a20f9469cfc6c, 2)[2:]
 
 def history_buffer_statistic(owner, name):
     """Stand-in for ``builtins.getattr`` (never allowed: it reaches any
-    attribute, hence code) that resolves only :data:`STATISTICS`.
-
-    Args:
-        owner: What ``getattr`` is applied to; must be ``HistoryBuffer``.
-        name (str): The attribute.
-    """
+    attribute, hence code) that resolves only :data:`STATISTICS`."""
     if owner is not HistoryBuffer or name not in STATISTICS:
         raise pickle.UnpicklingError(
             f'getattr({getattr(owner, "__name__", type(owner).__name__)}, '
@@ -75,84 +68,31 @@ TRAINING_STATE = {
        for cls in map(type, map(np.dtype, '?bhilqBHILQefdFD'))}}
 
 
-class FileSummary(NamedTuple):
-    """What a file holds (:func:`describe_file`)."""
-    kind: str  #: 'torch' (torch.save's format), 'pickle' or 'other'
-    what: str  #: for messages: "torch.save's format holding a dict", ...
-    top: str = ''  #: pickled top-level type: 'a dict', 'argparse.Namespace'
-    globals: frozenset = frozenset()  #: the pickle's globals (module.name)
-    tensors: bool = False  #: whether it holds tensor storages
-
-
-def _full_name(module, name):  # Python 2 names mapped as pickle maps them
-    return '.'.join(_compat_pickle.NAME_MAPPING.get((module, name), (
-        _compat_pickle.IMPORT_MAPPING.get(module, module), name)))
-
-
-def _read_pickle(file):
-    """(top, globals, tensors) of the pickle at ``file``'s position, from its
-    opcodes (nothing is imported or called); ValueError if it is none."""
-    top, found, tensors, last, strings, memo = '', set(), False, None, [], {}
-    for op, arg, _ in pickletools.genops(file):
-        kind = op.name
-        if kind in ('BINPUT', 'LONG_BINPUT', 'PUT', 'MEMOIZE'):
-            memo[len(memo) if kind == 'MEMOIZE' else arg] = last
-            continue
-        last = memo.get(arg) if kind.endswith('GET') else (
-            arg if 'STRING' in kind or 'UNICODE' in kind else None)
-        strings = (strings + [last])[-2:] if isinstance(last, str) else strings
-        if kind in ('GLOBAL', 'STACK_GLOBAL'):
-            name = _full_name(*(arg.split(' ', 1) if kind == 'GLOBAL' else
-                                ['?', '?'] + strings)[-2:])
-            top = top or name
-            found.add(name)
-        elif kind.startswith('EMPTY_'):  # dict, list, tuple, set
-            top = top or f'a {kind[6:].lower()}'
-        tensors = tensors or kind in ('BINPERSID', 'PERSID')
-    return top, frozenset(found), tensors
-
-
-def describe_file(path: str) -> FileSummary:
-    """What the existing file ``path`` holds, read without unpickling it."""
-    size, kind = osp.getsize(path), 'other'
+def describe_file(path: str) -> Optional[str]:
+    """None if ``path`` is in ``torch.save``'s format (zip or legacy), else
+    what it is, for messages ("an empty file", ...)."""
     with open(path, 'rb') as f:
-        head = f.read(1 << 16)
-        try:
-            if zipfile.is_zipfile(f):
-                archive = zipfile.ZipFile(f)
-                pkls = [n for n in archive.namelist()
-                        if n.split('/')[-1] == 'data.pkl']
-                if not pkls:
-                    return FileSummary('other', f'a zip archive without '
-                                       f"torch.save's data.pkl (it holds "
-                                       f'{", ".join(archive.namelist()[:3])}'
-                                       f'...)')
-                kind, found = 'torch', _read_pickle(archive.open(pkls[0]))
-            elif head[:1] == b'\x80':  # pickle protocol >= 2
-                kind = 'torch' if _LEGACY_MAGIC in head[:32] else 'pickle'
-                f.seek(0)  # legacy: magic, protocol, system info, object
-                for _ in range(4 if kind == 'torch' else 1):
-                    found = _read_pickle(f)
-        except ValueError as err:
-            return FileSummary('other', f'{size} bytes that start like a '
-                               f'checkpoint but hold no valid pickle ({err})')
-    if kind != 'other':
-        return FileSummary(kind, ("torch.save's format holding "
-                                  if kind == 'torch' else 'a pickle of ') +
-                           (found[0] or 'an object'), *found)
-    if not size:
-        return FileSummary('other', 'an empty file')
+        head, size = f.read(4096), os.fstat(f.fileno()).st_size
+        zipped = zipfile.ZipFile(f).namelist() if zipfile.is_zipfile(f) \
+            else None
+    if zipped is not None:
+        return None if any(n.split('/')[-1] == 'data.pkl' for n in zipped) \
+            else "a zip archive without torch.save's data.pkl"
+    if head[:1] == b'\x80':  # pickle protocol >= 2
+        return None if _LEGACY_MAGIC in head[:32] else \
+            'a pickle not written by torch.save'
+    if not head:
+        return 'an empty file'
     if head[:4] == b'PK\x03\x04':
-        return FileSummary('other', f'a truncated or damaged zip archive '
-                           f"({size} bytes; torch.save's format is a zip "
-                           f'archive)')
+        return (f'a truncated or damaged zip archive ({size} bytes; '
+                "torch.save's format is a zip archive)")
     text = head.decode('utf-8', errors='replace')
     if '\ufffd' in text or not all(c.isprintable() or c.isspace()
                                    for c in text):
-        return FileSummary('other', f'{size} bytes of binary data '
-                           f'(starting with {head[:8].hex(" ")})')
-    return FileSummary('other', 'a text file starting with '
-                       f'{(text.strip().splitlines() or [""])[0][:40]!r}')
+        return f'{size} bytes of binary data (starting with ' \
+            f'{head[:8].hex(" ")})'
+    return ('a text file starting with '
+            f'{(text.strip().splitlines() or [""])[0][:40]!r}')
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -160,13 +100,12 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
     Args:
         path (str): The checkpoint.
-        names (Iterable[str]): The offending globals, if known.
-        reason (str): What the unpickler said, when no global is known.
-        summary (FileSummary, optional): What the file holds.
+        names (list[str]): The offending globals the unpickler named.
+        reason (str): What it said, for a refusal that names none.
     """
 
-    def __init__(self, path, names, reason='', summary=None):
-        self.path, self.names, self.summary = path, sorted(names), summary
+    def __init__(self, path, names, reason=''):
+        self.path, self.names = path, names
         super().__init__(
             f'mmfca did not load {path}: it holds '
             f'{", ".join(self.names) or f"something else ({reason})"}, '
@@ -183,7 +122,7 @@ class NotACheckpointError(ValueError):
 
     Args:
         path (str): The file.
-        what (str): What it is (:attr:`FileSummary.what`).
+        what (str): What it is (:func:`describe_file`).
     """
 
     def __init__(self, path, what):
@@ -200,10 +139,12 @@ def _safe_pickle_module():
     class Unpickler(pickle.Unpickler):
 
         def find_class(self, module, name):
-            full = _full_name(module, name)
+            # Python 2 names (pickle protocol 2) mapped as pickle maps them
+            full = '.'.join(_compat_pickle.NAME_MAPPING.get((module, name), (
+                _compat_pickle.IMPORT_MAPPING.get(module, module), name)))
             if full in allowed:
                 return allowed[full]
-            raise pickle.UnpicklingError(f'global {full} is not allowed')
+            raise pickle.UnpicklingError(f'GLOBAL {full} is not allowed')
 
     module = types.ModuleType('mmfca_safe_pickle')  # torch reads __name__
     module.Unpickler = Unpickler
@@ -222,9 +163,9 @@ def load_weights_only(path, map_location=None, scoped=None):
             :data:`TRAINING_STATE` as ``safe_globals`` (torch >= 2.6), or the
             restricted Unpickler; None: :data:`SCOPED_SAFE_GLOBALS` decides.
     """
-    summary = describe_file(path)
-    if summary.kind != 'torch':
-        raise NotACheckpointError(path, summary.what)
+    what = describe_file(path)
+    if what:
+        raise NotACheckpointError(path, what)
     try:
         if not (SCOPED_SAFE_GLOBALS if scoped is None else scoped):
             return torch.load(path, map_location, weights_only=False,
@@ -234,10 +175,14 @@ def load_weights_only(path, map_location=None, scoped=None):
             return torch.load(path, map_location, weights_only=True)
     except pickle.UnpicklingError as err:  # its reason, not torch's advice
         reason = str(err).split('WeightsUnpickler error:')[-1].strip()
-        raise UnsafeCheckpointError(
-            path, summary.globals - set(_get_allowed_globals()) -
-            set(TRAINING_STATE), reason.split('\n')[0].split(' Please use')[0],
-            summary) from None
+        reason = reason.split('\n')[0].split(' Please use')[0]
+        names = re.findall(r'GLOBAL ([\w.]+)', str(err))
+        if names or 'truncated' not in reason:
+            raise UnsafeCheckpointError(path, names, reason) from None
+    except (EOFError, IndexError) as err:  # what a cut legacy file raises
+        reason = f'{type(err).__name__}: {err}'
+    raise NotACheckpointError(path, "a truncated or damaged file in "
+                              f"torch.save's legacy format ({reason})")
 
 
 def load_from_weights_only(filename,
@@ -316,12 +261,11 @@ def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
         resume (str): ``'auto'`` or a checkpoint path.
     """
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
-    trusted = path and mark_trusted(path, work_dir)
-    if path and not trusted:
+    if path and not mark_trusted(path, work_dir):
         raise ValueError(
             f"Refusing to resume from {path}: it is outside the run's "
             f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '
             'checkpoint fully, which runs code from the file, so only the '
             "run's own checkpoints are trusted. Copy it into the work_dir if "
             'you trust it, or use load_from=... to load only its weights.')
-    return trusted
+    return path and trusted_checkpoint(path, work_dir)

@@ -250,6 +250,14 @@ def test_legacy_format_loads_and_is_refused_alike(scoped, tmp_path):
     with pytest.raises(UnsafeCheckpointError) as err:
         load_weights_only(foreign, scoped=scoped)
     assert_mmfca_refusal(str(err.value), foreign, 'argparse.Namespace')
+    # cut short: named as damaged, not refused as holding something else
+    cut = str(tmp_path / 'cut.pth')
+    with open(legacy, 'rb') as f, open(cut, 'wb') as out:
+        out.write(f.read(200))
+    with pytest.raises(NotACheckpointError, match=f'{cut} is not a '
+                       'checkpoint: it is a truncated or damaged file in '
+                       "torch.save's legacy format"):
+        load_weights_only(cut, scoped=scoped)
 
 
 class Payload:
@@ -296,13 +304,24 @@ def test_getattr_reaches_only_history_buffer_statistics(scoped, tmp_path):
 
 @pytest.mark.parametrize('scoped', WAYS)
 def test_files_that_are_not_checkpoints_are_named(scoped, tmp_path):
+    import io
     import pickle
+    buffer = io.BytesIO()
+    torch.save({'w': torch.ones(64)}, buffer)
+    import zipfile
+    with zipfile.ZipFile(tmp_path / 'other.zip', 'w') as archive:
+        archive.writestr('archive/weights.bin', b'0')
     cases = {
         'random.pth': (bytes(range(7, 250)) * 4,
                        r'972 bytes of binary data \(starting with 07 08'),
         'notes.txt': (b'epoch,loss\n1,0.5\n',
                       "a text file starting with 'epoch,loss'"),
-        'list.pkl': (pickle.dumps([1, 2, 3]), 'a pickle of a list'),
+        'list.pkl': (pickle.dumps([1, 2, 3]),
+                     'a pickle not written by torch.save'),
+        'half.pth': (buffer.getvalue()[:300],
+                     r'a truncated or damaged zip archive \(300 bytes;'),
+        'other.pth': ((tmp_path / 'other.zip').read_bytes(),
+                      "a zip archive without torch.save's data.pkl"),
         'empty.pth': (b'', 'an empty file'),
     }
     for name, (data, what) in cases.items():
