@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
-from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 from mmengine.utils import digit_version
@@ -153,8 +152,8 @@ def _safe_pickle_module():
 
 
 def load_weights_only(path, map_location=None, scoped=None):
-    """Load a local checkpoint's tensors, plain data and training state;
-    raise :class:`NotACheckpointError` or :class:`UnsafeCheckpointError`.
+    """mmengine's loader of local paths: a checkpoint's tensors, plain data
+    and training state; raise :class:`NotACheckpointError` or :class:`UnsafeCheckpointError`.
 
     Args:
         path (str): Checkpoint file.
@@ -163,6 +162,9 @@ def load_weights_only(path, map_location=None, scoped=None):
             :data:`TRAINING_STATE` as ``safe_globals`` (torch >= 2.6), or the
             restricted Unpickler; None: :data:`SCOPED_SAFE_GLOBALS` decides.
     """
+    path = osp.expanduser(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path} can not be found.')
     what = describe_file(path)
     if what:
         raise NotACheckpointError(path, what)
@@ -185,41 +187,24 @@ def load_weights_only(path, map_location=None, scoped=None):
                               f"torch.save's legacy format ({reason})")
 
 
-def load_from_weights_only(filename,
-                           map_location=None,
-                           model_dir=None,
-                           progress=os.isatty(0)):
-    """mmengine's loader of paths and ``http(s)://`` URLs, and its
-    ``load_from_http`` (same signature): :func:`load_weights_only`.
-
-    Args:
-        filename (str): Path or URL.
-        map_location (str | torch.device, optional): As for torch.load.
-        model_dir (str, optional): Where URLs are downloaded (cached) to;
-            None: ``$TORCH_HOME/hub/checkpoints``.
-        progress (bool): Show a download progress bar.
-    """
-    if filename.startswith(('http://', 'https://')):
-        rank, world_size = get_dist_info()
-        if rank > 0:  # rank 0 downloads first, as in mmengine
-            barrier()
-        model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+def load_url_weights_only(url, model_dir=None, map_location=None,
+                          progress=True, **kwargs):
+    """mmengine's ``load_url`` (behind ``http(s)://``, ``open-mmlab://``,
+    ``torchvision://``, ``mmcls://``; rank 0 first): download into
+    ``model_dir`` (default ``$TORCH_HOME/hub/checkpoints``) unless cached
+    there, then :func:`load_weights_only`. ``kwargs``: torch's hub options
+    mmengine does not pass."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(path):
         os.makedirs(model_dir, exist_ok=True)
-        url, filename = filename, osp.join(
-            model_dir, osp.basename(urlparse(filename).path))
-        if not osp.exists(filename):
-            torch.hub.download_url_to_file(url, filename, progress=progress)
-        if rank == 0 and world_size > 1:
-            barrier()
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint {filename} can not be found.')
-    return load_weights_only(filename, map_location)
+        torch.hub.download_url_to_file(url, path, progress=progress)
+    return load_weights_only(path, map_location)
 
 
-CheckpointLoader.register_scheme(prefixes=('', 'http://', 'https://'),
-                                 loader=load_from_weights_only, force=True)
-# open-mmlab://, torchvision:// and mmcls:// download through this global
-mmengine_checkpoint.load_from_http = load_from_weights_only
+CheckpointLoader.register_scheme(prefixes='', loader=load_weights_only,
+                                 force=True)
+mmengine_checkpoint.load_url = load_url_weights_only
 
 
 @CheckpointLoader.register_scheme(prefixes=TRUSTED_SCHEME)
@@ -229,27 +214,22 @@ def load_from_trusted_work_dir(filename, map_location=None):
                       weights_only=False)
 
 
-def mark_trusted(path: str, work_dir: str) -> Optional[str]:
-    """``path`` marked trusted if it resolves inside ``work_dir`` (a relative
-    path that does not exist is taken relative to it), else None."""
-    if '://' in path:
-        return None
-    if not osp.isabs(path) and not osp.exists(path):
-        path = osp.join(work_dir, path)
-    path, work_dir = osp.realpath(path), osp.realpath(work_dir)
-    if osp.commonpath([path, work_dir]) == work_dir:
-        return TRUSTED_SCHEME + path
-
-
 def trusted_checkpoint(checkpoint: str, work_dir: Optional[str]) -> str:
-    """``load_from`` for ``checkpoint``: marked trusted (fully unpickled)
-    inside the run's ``work_dir``, else as given (weights only).
+    """``load_from`` for ``checkpoint``: marked trusted (fully unpickled) if
+    it resolves inside the run's ``work_dir`` (a relative path that does not
+    exist is taken relative to it), else as given (weights only).
 
     Args:
-        checkpoint (str): Checkpoint path or URL.
+        checkpoint (str): Checkpoint path or URL (never trusted).
         work_dir (str | None): The run's work directory, if it has one.
     """
-    return (work_dir and mark_trusted(checkpoint, work_dir)) or checkpoint
+    if not work_dir or '://' in checkpoint:
+        return checkpoint
+    path = checkpoint if osp.isabs(checkpoint) or osp.exists(checkpoint) \
+        else osp.join(work_dir, checkpoint)
+    path, work_dir = osp.realpath(path), osp.realpath(work_dir)
+    inside = osp.commonpath([path, work_dir]) == work_dir
+    return TRUSTED_SCHEME + path if inside else checkpoint
 
 
 def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
@@ -261,7 +241,7 @@ def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
         resume (str): ``'auto'`` or a checkpoint path.
     """
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
-    if path and not mark_trusted(path, work_dir):
+    if path and trusted_checkpoint(path, work_dir) == path:
         raise ValueError(
             f"Refusing to resume from {path}: it is outside the run's "
             f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '

@@ -13,7 +13,7 @@ import torch
 from _helpers import DEMO_CONFIG, REPO, data_options, tool
 from mmfca.converters import ConversionError, convert_file
 from mmfca.models import FcaNet
-from mmfca.utils import TRUSTED_SCHEME, mark_trusted, trusted_checkpoint
+from mmfca.utils import TRUSTED_SCHEME, resolve_resume, trusted_checkpoint
 from mmfca.utils.checkpoint import (SCOPED_SAFE_GLOBALS, NotACheckpointError,
                                     UnsafeCheckpointError, load_weights_only)
 
@@ -66,8 +66,8 @@ def test_urls_load_weights_only(tmp_path, monkeypatch):
     import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.runner import CheckpointLoader
 
-    from mmfca.utils.checkpoint import load_from_weights_only
-    assert mmengine_checkpoint.load_from_http is load_from_weights_only
+    from mmfca.utils.checkpoint import load_url_weights_only
+    assert mmengine_checkpoint.load_url is load_url_weights_only
     serve = tmp_path / 'serve'
     serve.mkdir()
     foreign_checkpoint(str(serve / 'foreign.pth'))
@@ -132,26 +132,37 @@ def test_converter_refuses_foreign_objects_unless_trusted(tmp_path):
 
 
 def test_trust_is_limited_to_the_work_dir(tmp_path):
+    """Marked (fully unpickled) inside the run's work_dir, else as given."""
     work = tmp_path / 'work'
     work.mkdir()
     (work / 'epoch_1.pth').write_bytes(b'')
-    assert mark_trusted(str(work / 'epoch_1.pth'), str(work)) == \
-        TRUSTED_SCHEME + osp.realpath(work / 'epoch_1.pth')
-    assert mark_trusted('epoch_1.pth', str(work)) is not None
-    assert mark_trusted(str(tmp_path / 'x.pth'), str(work)) is None
-    # no escape through .. or a symlink
-    assert mark_trusted(str(work / '..' / 'x.pth'), str(work)) is None
+    inside = TRUSTED_SCHEME + osp.realpath(work / 'epoch_1.pth')
+    assert trusted_checkpoint(str(work / 'epoch_1.pth'), str(work)) == inside
+    # a relative path that does not exist is taken relative to the work_dir
+    assert trusted_checkpoint('epoch_1.pth', str(work)) == inside
     (work / 'link.pth').symlink_to(tmp_path / 'x.pth')
-    assert mark_trusted(str(work / 'link.pth'), str(work)) is None
-    # a URL is never a file of the work_dir
-    assert mark_trusted('http://host/epoch_1.pth', str(work)) is None
-    # the helper the tools load through: marked inside, else as given
-    assert trusted_checkpoint('epoch_1.pth', str(work)) == \
-        TRUSTED_SCHEME + osp.realpath(work / 'epoch_1.pth')
-    for outside in (str(tmp_path / 'x.pth'), 'http://host/epoch_1.pth'):
-        assert trusted_checkpoint(outside, str(work)) == outside
-    assert trusted_checkpoint(str(work / 'epoch_1.pth'), None) == \
-        str(work / 'epoch_1.pth')
+    # outside, escaping through .. or a symlink, a URL, no work_dir
+    for outside, work_dir in [(str(tmp_path / 'x.pth'), work),
+                              (str(work / '..' / 'x.pth'), work),
+                              (str(work / 'link.pth'), work),
+                              ('http://host/epoch_1.pth', work),
+                              (str(work / 'epoch_1.pth'), None)]:
+        assert trusted_checkpoint(outside, work_dir and str(work_dir)) \
+            == outside
+    with pytest.raises(ValueError, match='outside the run.s work_dir'):
+        resolve_resume(str(work), str(work / 'link.pth'))
+    assert resolve_resume(str(work), 'epoch_1.pth') == inside
+
+
+def test_a_missing_local_checkpoint_is_named(tmp_path, monkeypatch):
+    from mmengine.runner import CheckpointLoader
+    monkeypatch.setenv('HOME', str(tmp_path))
+    torch.save({'w': torch.ones(1)}, tmp_path / 'home.pth')
+    assert CheckpointLoader.load_checkpoint('~/home.pth')['w'].tolist() \
+        == [1.]
+    with pytest.raises(FileNotFoundError,
+                       match=r'Checkpoint ~?.*missing\.pth can not be found'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
 
 
 def test_rng_state_hook_round_trips_through_weights_only(tmp_path):

@@ -1,10 +1,8 @@
-"""mmfca's replacement of mmengine's ``load_from_http`` is call-compatible
-with it: same parameters, order and defaults as mmengine's own source, and
-``model_dir`` / ``progress`` reach the download."""
-import ast
+"""mmengine's ``load_from_http`` (behind http(s)://, open-mmlab://, ...)
+downloads through mmfca's ``load_url``: ``model_dir`` and ``progress``
+reach the download, the file loads weights only."""
 import functools
 import http.server
-import inspect
 import os
 import threading
 
@@ -12,34 +10,7 @@ import mmengine.runner.checkpoint as mmengine_checkpoint
 import pytest
 import torch
 
-from mmfca.utils.checkpoint import (UnsafeCheckpointError,
-                                    load_from_weights_only)
-
-
-def mmengine_signature():
-    """The signature of ``load_from_http`` as mmengine's source defines it
-    (importing mmfca replaced the module global, so read the source)."""
-    tree = ast.parse(inspect.getsource(mmengine_checkpoint))
-    func = next(node for node in tree.body
-                if isinstance(node, ast.FunctionDef) and
-                node.name == 'load_from_http')
-    func.body, func.decorator_list = [ast.Pass()], []
-    namespace = dict(vars(mmengine_checkpoint))
-    module = ast.fix_missing_locations(ast.Module(body=[func],
-                                                  type_ignores=[]))
-    exec(compile(module, '<mmengine>', 'exec'), namespace)
-    return inspect.signature(namespace['load_from_http'])
-
-
-def test_signature_is_mmengines():
-    assert mmengine_checkpoint.load_from_http is load_from_weights_only
-    theirs = mmengine_signature()
-    ours = inspect.signature(load_from_weights_only)
-    assert list(theirs.parameters) == [
-        'filename', 'map_location', 'model_dir', 'progress']
-    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] \
-        == [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
-    assert ours.parameters['progress'].default == os.isatty(0)
+from mmfca.utils.checkpoint import UnsafeCheckpointError
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
