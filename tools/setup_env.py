@@ -10,7 +10,6 @@ import hashlib
 import os
 import os.path as osp
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,8 +27,6 @@ OPENMMLAB_MMCV_2_1_0 = {'2.0': ('cu117', 'cu118', 'cpu'),
                         '2.1': ('cu118', 'cu121', 'cpu')}
 OPENMMLAB_INDEX = ('https://download.openmmlab.com/mmcv/dist/{flavour}/'
                    'torch{torch}/index.html')
-#: The first CUDA whose PyPI packages hold nvcc and headers under one root.
-PIP_NVCC_MIN_CUDA = 13
 
 
 class SetupError(RuntimeError):
@@ -134,15 +131,15 @@ def find_nvccs():
     return found
 
 
-def cuda_decision(torch_cuda, gpus, nvccs, pip_tried=False):
-    """How to build mmcv's ops: ``('cpu',)`` where torch sees no GPU;
-    ``('cuda', CUDA_HOME, TORCH_CUDA_ARCH_LIST)`` with an nvcc of torch's
-    CUDA (``nvccs``: (home, version); same major.minor first, else same
-    major: torch refuses another); ``('pip', packages)``: install nvcc from
-    PyPI (CUDA >= 13), then decide again. A CPU-only mmcv would fail at the
-    first CUDA op: none fitting is an error saying what to install."""
+def cuda_decision(torch_cuda, gpus, nvccs):
+    """How to build mmcv's ops: None (CPU only) where torch sees no GPU,
+    else ``(CUDA_HOME, TORCH_CUDA_ARCH_LIST)`` with an nvcc of torch's CUDA
+    (``nvccs``: (home, version); same major.minor first, else same major:
+    torch refuses another). A CPU-only mmcv would fail at the first CUDA
+    op: none fitting is an error saying what to install (from CUDA 13 on,
+    PyPI's nvcc and headers share a root that :func:`find_nvccs` finds)."""
     if not gpus:
-        return ('cpu',)
+        return None
     if not torch_cuda:
         raise SetupError(f'torch sees GPU(s) ({", ".join(gpus)}) but is no '
                          'CUDA build; mmcv\'s GPU ops are built for CUDA')
@@ -150,19 +147,17 @@ def cuda_decision(torch_cuda, gpus, nvccs, pip_tried=False):
     for fits in (torch_cuda, major):
         homes = [h for h, v in nvccs if fits in (v, v.split('.')[0])]
         if homes:
-            return ('cuda', homes[0], ';'.join(gpus))
-    pip = [f'nvidia-cuda-nvcc=={torch_cuda}.*',
-           f'nvidia-cuda-runtime=={torch_cuda}.*']
-    if int(major) >= PIP_NVCC_MIN_CUDA and not pip_tried:
-        return ('pip', pip)
+            return homes[0], ';'.join(gpus)
+    pip = (f'{sys.executable} -m pip install nvidia-cuda-nvcc=={torch_cuda}.* '
+           f'nvidia-cuda-runtime=={torch_cuda}.*')
     seen = ', '.join(f'{h} (CUDA {v})' for h, v in nvccs) or 'none'
     raise SetupError(
         f'torch sees GPU(s) of compute capability {", ".join(gpus)}, so '
         f'mmcv\'s CUDA ops must be built, which needs nvcc and headers of '
         f'CUDA {major}.x (torch\'s is {torch_cuda}); found: {seen}. Install '
         f'the CUDA toolkit {torch_cuda} and set CUDA_HOME to it'
-        + (f', or pip install {" ".join(pip)}' if int(major)
-           >= PIP_NVCC_MIN_CUDA else '') + ', then run the set-up again')
+        + (f', or run {pip}' if int(major) >= 13 else '')
+        + ', then run the set-up again')
 
 
 def format_duration(seconds):
@@ -211,24 +206,17 @@ def build_mmcv(facts, jobs):
     ops with torch's C++ standard, CUDA ops where torch sees a GPU."""
     cuda = cuda_decision(facts['torch_cuda'], facts['gpus'],
                          find_nvccs() if facts['gpus'] else [])
-    if cuda[0] == 'pip':
-        log('torch sees a GPU and no nvcc fits its CUDA: pip install '
-            + ' '.join(cuda[1]))
-        subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-input',
-                        *cuda[1]], check=True)
-        cuda = cuda_decision(facts['torch_cuda'], facts['gpus'],
-                             find_nvccs(), pip_tried=True)
     std, target = cxx_std(facts['torch_include']), cache_dir(facts)
     env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
                FORCE_CUDA='0', PYTHONUNBUFFERED='1',
                # after Python's own -g, which doubles the compilers' time
                CFLAGS=' '.join(filter(None, [os.environ.get('CFLAGS'),
                                              '-g0'])))
-    if cuda[0] == 'cuda':
-        env.update(FORCE_CUDA='1', CUDA_HOME=cuda[1],
-                   TORCH_CUDA_ARCH_LIST=cuda[2])
-    ops = (f'CUDA (CUDA_HOME={cuda[1]}, sm {cuda[2]}) and CPU'
-           if cuda[0] == 'cuda' else 'CPU')
+    if cuda:
+        env.update(FORCE_CUDA='1', CUDA_HOME=cuda[0],
+                   TORCH_CUDA_ARCH_LIST=cuda[1])
+    ops = (f'CUDA (CUDA_HOME={cuda[0]}, sm {cuda[1]}) and CPU' if cuda
+           else 'CPU')
     log(f'building mmcv {MMCV_VERSION} from source: ops for {ops}, {std}, '
         f'{jobs} parallel jobs; once per machine (cached in {target}); its '
         f'output goes to {target}.log')
@@ -249,7 +237,7 @@ def build_mmcv(facts, jobs):
             f.write(text)
         os.makedirs(facts['cache_root'], exist_ok=True)
         shutil.rmtree(target + '.part', ignore_errors=True)
-        start, cpu = time.monotonic(), children_cpu_seconds()
+        start = time.monotonic()
         code = run_with_progress(
             [sys.executable, '-m', 'pip', 'wheel', '-v', '--no-input',
              '--no-build-isolation', '--no-deps', '-w', target + '.part',
@@ -262,13 +250,7 @@ def build_mmcv(facts, jobs):
                          f'lines are above, all of it in {target}.log')
     shutil.rmtree(target, ignore_errors=True)
     os.rename(target + '.part', target)
-    log(f'mmcv built in {took} (the compilers\' CPU time: '
-        f'{format_duration(children_cpu_seconds() - cpu)}), cached')
-
-
-def children_cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    log(f'mmcv built in {took}, cached')
 
 
 # ----------------------------------------------------------------- the proof

@@ -167,26 +167,24 @@ def test_mmcv_setup_py_switches_its_cxx_standard():
         se.use_cxx_std("args = ['-std=c++14']\n", 'c++20')
 
 
-def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major(tmp_path):
-    assert se.cuda_decision('13.0', [], [('/cuda-12.1', '12.1')]) == ('cpu',)
+def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major():
+    assert se.cuda_decision('13.0', [], [('/cuda-12.1', '12.1')]) is None
     nvccs = [('/cuda-13.1', '13.1'), ('/cuda-13.0', '13.0')]
     assert se.cuda_decision('13.0', ['8.0', '9.0'], nvccs) == (
-        'cuda', '/cuda-13.0', '8.0;9.0')  # the same minor first
+        '/cuda-13.0', '8.0;9.0')  # the same minor first
     assert se.cuda_decision('13.0', ['9.0'], nvccs[:1]) == (
-        'cuda', '/cuda-13.1', '9.0')  # else the same major
-    # CUDA 13: PyPI has nvcc; installed once, then decided again
-    other = [('/usr/local/cuda-12.8', '12.8')]
-    assert se.cuda_decision('13.0', ['9.0'], other) == (
-        'pip', ['nvidia-cuda-nvcc==13.0.*', 'nvidia-cuda-runtime==13.0.*'])
+        '/cuda-13.1', '9.0')  # else the same major
+    # none fits: the error says what to install; from CUDA 13 on, the
+    # exact pip command that puts nvcc into this venv
     with pytest.raises(se.SetupError) as err:
-        se.cuda_decision('13.0', ['9.0'], other, pip_tried=True)
+        se.cuda_decision('13.0', ['9.0'], [('/usr/local/cuda-12.8', '12.8')])
     assert str(err.value) == (
         'torch sees GPU(s) of compute capability 9.0, so mmcv\'s CUDA ops '
         'must be built, which needs nvcc and headers of CUDA 13.x (torch\'s '
         'is 13.0); found: /usr/local/cuda-12.8 (CUDA 12.8). Install the CUDA '
-        'toolkit 13.0 and set CUDA_HOME to it, or pip install '
-        'nvidia-cuda-nvcc==13.0.* nvidia-cuda-runtime==13.0.*, then run the '
-        'set-up again')
+        f'toolkit 13.0 and set CUDA_HOME to it, or run {sys.executable} -m '
+        'pip install nvidia-cuda-nvcc==13.0.* nvidia-cuda-runtime==13.0.*, '
+        'then run the set-up again')
     with pytest.raises(se.SetupError, match=r'CUDA 12.x .*found: none\. '
                        r'Install the CUDA toolkit 12.1 and set CUDA_HOME to '
                        r'it, then run'):
