@@ -2,9 +2,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """What pip cannot do for ``tools/setup_env.sh``, with the venv's Python
 (standard library, >= 3.8): ``python -I tools/setup_env.py COMMAND [ARG]``
-with COMMAND one of ``mmcv-sources``, ``build-mmcv JOBS``, ``verify-mmcv``,
-``check-versions FILE``, ``prove ROOT STACK``, ``proven STACK`` (:func:`main`).
-"""
+(:func:`main`)."""
 import glob
 import hashlib
 import os
@@ -276,27 +274,30 @@ def verify_mmcv():
         assert torch.equal(pooled, want), (device, pooled)
 
 
-def moved_versions(constraints):
-    """The pins of a constraints file that the installed versions break."""
+def check_versions(constraints):
+    """Raise :class:`SetupError` naming each pin of a constraints file
+    that the installed versions break."""
     from importlib.metadata import PackageNotFoundError, version
 
     from packaging.requirements import Requirement
-    moved = []
     with open(constraints) as f:
-        for line in f:
-            if line.split('#')[0].strip():
-                req = Requirement(line.split('#')[0].strip())
-                try:
-                    got = version(req.name)
-                except PackageNotFoundError:
-                    got = None
-                if got is None or not req.specifier.contains(got, True):
-                    moved.append(f'{req} (installed: {got})')
-    return moved
+        lines = [line.split('#')[0].strip() for line in f]
+    moved = []
+    for req in [Requirement(line) for line in lines if line]:
+        try:
+            got = version(req.name)
+        except PackageNotFoundError:
+            got = None
+        if got is None or not req.specifier.contains(got, True):
+            moved.append(f'{req} (installed: {got})')
+    if moved:
+        raise SetupError('an install moved the stack\'s versions: '
+                         + ', '.join(moved))
 
 
-def prove(root):
-    """Import and run the whole stack, mmfca from ``root``; the summary."""
+def prove(stack, root=ROOT):
+    """Import and run the whole stack, mmfca from ``root``; stamp the proof
+    of ``stack`` in the venv."""
     import importlib.util
     from importlib.metadata import version
     spec = importlib.util.find_spec('mmfca')
@@ -313,77 +314,67 @@ def prove(root):
         for name in ('FcaNet', 'MultiSpectralAttention'):
             assert models.get(name) is not None, (scope, name)
     import torch
-    return ', '.join(f'{d} {version(d)}' for d in (
+    summary = ', '.join(f'{d} {version(d)}' for d in (
         'torch', 'mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'mmfca',
         'mmdeploy', 'onnx', 'onnxruntime', 'protobuf')) + (
         '; mmcv\'s CUDA ops run' if torch.cuda.is_available() else '')
+    with open(STAMP, 'w') as f:
+        f.write('\n'.join([stamp_key(root, stack), summary,
+                           time.strftime('%Y-%m-%d %H:%M')]))
+    log(f'stack OK: {summary}')
 
 
-def stamp_key(root, stack, site, gpus_dir='/proc/driver/nvidia/gpus',
-              env=os.environ):
+def stamp_key(root, stack, site=sysconfig.get_paths()['purelib'],
+              gpus_dir='/proc/driver/nvidia/gpus', env=os.environ):
     """What a proof holds for: the set-up files and requirements of
     ``root``, the stack's name, this interpreter, every distribution of
     ``site`` (its RECORD hashes each installed file) and the visible GPUs
     (read without torch)."""
-    files = [osp.join(root, name) for name in (
-        'tools/setup_env.sh', 'tools/setup_env.py', 'setup.py', 'setup.cfg',
-        'pyproject.toml')] + sorted(glob.glob(osp.join(
-            root, 'requirements', '*.txt'))) + sorted(glob.glob(osp.join(
-                site, '*.dist-info', 'RECORD')))
-    parts = [root, stack, sys.version, sys.executable, sys.prefix]
-    for path in files:
-        parts.append(path)
-        if osp.isfile(path):
-            with open(path, 'rb') as f:
-                parts.append(hashlib.sha256(f.read()).hexdigest())
+    parts = [root, stack, sys.version, sys.executable, sys.prefix,
+             str(env.get('CUDA_VISIBLE_DEVICES'))]
     parts += sorted(os.listdir(gpus_dir)) if osp.isdir(gpus_dir) else []
-    parts.append(str(env.get('CUDA_VISIBLE_DEVICES')))
+    for pattern in [osp.join(root, name) for name in (
+            'tools/setup_env.*', 'setup.*', 'pyproject.toml',
+            'requirements/*.txt')] + [osp.join(site, '*.dist-info/RECORD')]:
+        for path in sorted(glob.glob(pattern)):
+            with open(path, 'rb') as f:
+                parts += [path, hashlib.sha256(f.read()).hexdigest()]
     return hashlib.sha256('\0'.join(parts).encode()).hexdigest()
 
 
-def main(argv):
-    """``mmcv-sources``: the find-links folders and pages to try for an
-    mmcv wheel, one a line; ``build-mmcv JOBS``: build one into the cache;
-    ``verify-mmcv``: exit 0 when mmcv runs its ops; ``check-versions FILE``:
-    exit 0 when the pins of a constraints file hold; ``prove ROOT STACK``:
-    prove the stack, stamp the proof; ``proven STACK``: exit 0 while the
-    stamp holds. The exit code (2: a :class:`SetupError`)."""
-    command, args = argv[0], argv[1:]
-    site = sysconfig.get_paths()['purelib']
+def proven(stack):
+    """None (exit 0) while the stamp holds for this stack, else 1."""
     try:
-        if command == 'mmcv-sources':
-            print('\n'.join(mmcv_sources(probe(), os.environ)))
-        elif command == 'build-mmcv':
-            build_mmcv(probe(), int(args[0]))
-        elif command == 'verify-mmcv':
-            verify_mmcv()
-        elif command == 'check-versions':
-            moved = moved_versions(args[0])
-            if moved:
-                raise SetupError('an install moved the stack\'s versions: '
-                                 + ', '.join(moved))
-        elif command == 'prove':
-            summary = prove(args[0])
-            with open(STAMP, 'w') as f:
-                f.write('\n'.join([stamp_key(ROOT, args[1], site), summary,
-                                   time.strftime('%Y-%m-%d %H:%M')]))
-            log(f'stack OK: {summary}')
-        elif command == 'proven':
-            try:
-                with open(STAMP) as f:
-                    key, summary, date = f.read().split('\n')
-            except (OSError, ValueError):
-                return 1
-            if key != stamp_key(ROOT, args[0], site):
-                return 1
-            log(f'stack unchanged since its proof of {date} ({summary}); '
-                f'delete {STAMP} to prove it again')
-        else:
-            raise SetupError(f'unknown command {command}')
+        with open(STAMP) as f:
+            key, summary, date = f.read().split('\n')
+    except (OSError, ValueError):
+        return 1
+    if key != stamp_key(ROOT, stack):
+        return 1
+    log(f'stack unchanged since its proof of {date} ({summary}); '
+        f'delete {STAMP} to prove it again')
+
+
+def main(argv):
+    """Run ``COMMAND [ARG]``: ``mmcv-sources`` prints the find-links folders
+    and pages to try for an mmcv wheel, one a line; ``build-mmcv JOBS``
+    builds one into the cache; ``verify-mmcv``, ``check-versions FILE``,
+    ``prove STACK`` (which stamps the proof) and ``proven STACK`` exit 0
+    when it holds. The exit code (2: a :class:`SetupError`)."""
+    commands = {
+        'mmcv-sources': lambda: print(*mmcv_sources(probe(), os.environ),
+                                      sep='\n'),
+        'build-mmcv': lambda jobs: build_mmcv(probe(), int(jobs)),
+        'verify-mmcv': verify_mmcv, 'check-versions': check_versions,
+        'prove': prove, 'proven': proven}
+    try:
+        if not argv or argv[0] not in commands:
+            raise SetupError(f'unknown command {argv[0] if argv else ""!r}'
+                             f'; allowed: {", ".join(commands)}')
+        return commands[argv[0]](*argv[1:]) or 0
     except SetupError as err:
         log(err, sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == '__main__':

@@ -100,5 +100,5 @@ log "installing mmdeploy (without its declared pins)"
 
 helper check-versions "$REQ"
 log "proving the stack"
-helper prove "$ROOT" "$STACK"
+helper prove "$STACK"
 log "done in $(( $(date +%s) - start )) s"

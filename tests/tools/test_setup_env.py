@@ -258,15 +258,19 @@ def test_verify_mmcv_runs_the_real_ops_here():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_moved_versions_name_each_broken_pin(tmp_path):
+def test_version_check_names_each_broken_pin(tmp_path):
     from importlib.metadata import version
     got = version('pytest')
     path = tmp_path / 'pins.txt'
     path.write_text(f'# pins\npytest=={got}  # this one\n\npytest<1\n'
                     'no-such-dist-mmfca==1.0\n')
-    assert se.moved_versions(str(path)) == [
-        f'pytest<1 (installed: {got})',
-        'no-such-dist-mmfca==1.0 (installed: None)']
+    with pytest.raises(se.SetupError) as err:
+        se.check_versions(str(path))
+    assert str(err.value) == (
+        f"an install moved the stack's versions: pytest<1 (installed: {got})"
+        ', no-such-dist-mmfca==1.0 (installed: None)')
+    assert se.main(['check-versions', str(path)]) == 2
+    assert se.main(['plan']) == 2  # neither a command
 
 
 def test_this_stack_is_the_one_its_requirements_pin():
@@ -274,8 +278,7 @@ def test_this_stack_is_the_one_its_requirements_pin():
         pytest.skip('an environment not set up by tools/setup_env.sh')
     import torch
     stack = 'oldest' if torch.__version__.startswith('2.1.') else 'readme'
-    assert se.moved_versions(
-        osp.join(REPO, 'requirements', f'{stack}.txt')) == []
+    se.check_versions(osp.join(REPO, 'requirements', f'{stack}.txt'))
 
 
 def test_mmdeploy_runs_without_its_declared_protobuf_pin():
@@ -338,10 +341,10 @@ def test_prove_stamps_the_stack_and_proven_holds_until_it_changes(
     pytest.importorskip('mmdeploy', reason='set up by tools/setup_env.sh')
     with pytest.raises(se.SetupError, match=f'install this checkout '
                        rf'\(pip install -e {tmp_path}\)'):
-        se.prove(str(tmp_path))
+        se.prove('readme', str(tmp_path))
     monkeypatch.setattr(se, 'STAMP', str(tmp_path / 'stamp.txt'))
     assert se.main(['proven', 'readme']) == 1
-    assert se.main(['prove', REPO, 'readme']) == 0
+    assert se.main(['prove', 'readme']) == 0
     assert se.main(['proven', 'readme']) == 0
     assert se.main(['proven', 'oldest']) == 1
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'another GPU')
