@@ -7,6 +7,7 @@ import glob
 import hashlib
 import os
 import os.path as osp
+import pathlib
 import re
 import shutil
 import subprocess
@@ -91,20 +92,11 @@ def mmcv_sources(facts, env):
 # ---------------------------------------------------------- the source build
 def cxx_std(torch_include):
     """The C++ standard torch's headers demand (torch >= 2.10: C++20)."""
-    with open(osp.join(torch_include, 'torch', 'csrc', 'api', 'include',
-                       'torch', 'all.h')) as f:
-        demands = re.search(r'__cplusplus < (\d+)L', f.read())
+    demands = re.search(r'__cplusplus < (\d+)L', pathlib.Path(
+        torch_include, 'torch', 'csrc', 'api', 'include', 'torch',
+        'all.h').read_text())
     year = int(demands.group(1)[2:4]) if demands else 17
     return f'c++{max(year, 17)}'
-
-
-def use_cxx_std(setup_py, std):
-    """mmcv 2.1.0's setup.py text compiling with ``-std=<std>`` (it says
-    ``-std=c++17``)."""
-    if '-std=c++17' not in setup_py:
-        raise SetupError(f'mmcv {MMCV_VERSION}\'s setup.py has no '
-                         f'-std=c++17 to switch to {std}')
-    return setup_py.replace('-std=c++17', f'-std={std}')
 
 
 def find_nvccs():
@@ -208,8 +200,7 @@ def build_mmcv(facts, jobs):
     env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
                FORCE_CUDA='0', PYTHONUNBUFFERED='1',
                # after Python's own -g, which doubles the compilers' time
-               CFLAGS=' '.join(filter(None, [os.environ.get('CFLAGS'),
-                                             '-g0'])))
+               CFLAGS=f'{os.environ.get("CFLAGS", "")} -g0'.lstrip())
     if cuda:
         env.update(FORCE_CUDA='1', CUDA_HOME=cuda[0],
                    TORCH_CUDA_ARCH_LIST=cuda[1])
@@ -228,22 +219,21 @@ def build_mmcv(facts, jobs):
         with tarfile.open(sdist) as tar:
             tar.extractall(work, **({'filter': 'data'} if hasattr(
                 tarfile, 'data_filter') else {}))
-        setup_py = osp.join(work, f'mmcv-{MMCV_VERSION}', 'setup.py')
-        with open(setup_py) as f:
-            text = use_cxx_std(f.read(), std)
-        with open(setup_py, 'w') as f:
-            f.write(text)
+        # its setup.py's -std=c++17 comes after CFLAGS, so it is replaced
+        setup_py = pathlib.Path(work, f'mmcv-{MMCV_VERSION}', 'setup.py')
+        setup_py.write_text(setup_py.read_text().replace(
+            '-std=c++17', f'-std={std}'))
         os.makedirs(facts['cache_root'], exist_ok=True)
         shutil.rmtree(target + '.part', ignore_errors=True)
         start = time.monotonic()
         code = run_with_progress(
             [sys.executable, '-m', 'pip', 'wheel', '-v', '--no-input',
              '--no-build-isolation', '--no-deps', '-w', target + '.part',
-             osp.dirname(setup_py)], env, target + '.log')
+             str(setup_py.parent)], env, target + '.log')
     took = format_duration(time.monotonic() - start)
     if code != 0:
-        with open(target + '.log', errors='replace') as f:
-            print(''.join(f.readlines()[-40:]))
+        log_lines = pathlib.Path(target + '.log').read_text(errors='replace')
+        print('\n'.join(log_lines.splitlines()[-40:]))
         raise SetupError(f'the mmcv build failed after {took}; its last '
                          f'lines are above, all of it in {target}.log')
     shutil.rmtree(target, ignore_errors=True)
@@ -318,9 +308,8 @@ def prove(stack, root=ROOT):
         'torch', 'mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'mmfca',
         'mmdeploy', 'onnx', 'onnxruntime', 'protobuf')) + (
         '; mmcv\'s CUDA ops run' if torch.cuda.is_available() else '')
-    with open(STAMP, 'w') as f:
-        f.write('\n'.join([stamp_key(root, stack), summary,
-                           time.strftime('%Y-%m-%d %H:%M')]))
+    pathlib.Path(STAMP).write_text('\n'.join([
+        stamp_key(root, stack), summary, time.strftime('%Y-%m-%d %H:%M')]))
     log(f'stack OK: {summary}')
 
 
@@ -337,16 +326,15 @@ def stamp_key(root, stack, site=sysconfig.get_paths()['purelib'],
             'tools/setup_env.*', 'setup.*', 'pyproject.toml',
             'requirements/*.txt')] + [osp.join(site, '*.dist-info/RECORD')]:
         for path in sorted(glob.glob(pattern)):
-            with open(path, 'rb') as f:
-                parts += [path, hashlib.sha256(f.read()).hexdigest()]
+            parts += [path, hashlib.sha256(
+                pathlib.Path(path).read_bytes()).hexdigest()]
     return hashlib.sha256('\0'.join(parts).encode()).hexdigest()
 
 
 def proven(stack):
     """None (exit 0) while the stamp holds for this stack, else 1."""
     try:
-        with open(STAMP) as f:
-            key, summary, date = f.read().split('\n')
+        key, summary, date = pathlib.Path(STAMP).read_text().split('\n')
     except (OSError, ValueError):
         return 1
     if key != stamp_key(ROOT, stack):
