@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# One-command set-up of the mmfca stack in a virtual environment:
+# One-command set-up of the mmfca stack in a virtual environment; what it
+# does, and its overrides MMFCA_STACK, PYTHON, MMFCA_VENV, MMFCA_WHEELS_DIR,
+# MMFCA_MMCV_INDEX and MMCV_BUILD_JOBS: docs/installation.md.
 #   bash tools/setup_env.sh                      # or: make install
 #   MMFCA_STACK=oldest bash tools/setup_env.sh   # or: make install-oldest
-# pip installs constrained by requirements/<stack>.txt; mmcv 2.1.0 from the
-# first wheel that runs its ops, else built from source once and cached; the
-# proof, stamped in the venv. docs/installation.md tells more, and what its
-# overrides do: MMFCA_STACK, PYTHON, MMFCA_VENV, MMFCA_WHEELS_DIR,
-# MMFCA_MMCV_INDEX, MMCV_BUILD_JOBS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -45,11 +42,9 @@ PIP=("$PY" -m pip install --no-input -c "$REQ")
 # test.py and train.py) nor PYTHONPATH shadows an import
 helper() { "$PY" -I "$ROOT/tools/setup_env.py" "$@"; }
 
-if [ -x "$PY" ] && helper proven "$STACK"; then
-    log "done in $SECONDS s"
-    exit 0
-fi
-if [ ! -x "$PY" ]; then
+if [ -x "$PY" ]; then
+    helper proven "$STACK" && { log "done in $SECONDS s"; exit 0; }
+else
     log "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi
@@ -80,9 +75,8 @@ fi
 
 log "installing mmfca (editable, extras tests and seg) and the model zoos"
 "${PIP[@]}" --no-build-isolation -e "$ROOT[tests,seg]"
-# MMDeploy without its declared dependencies: mmdeploy 1.3.1 pins
-# protobuf<=3.20.2, and pip would downgrade the stack's protobuf and onnx to
-# meet it; what it imports comes with mmfca's extras
+# without its declared dependencies: its protobuf<=3.20.2 would downgrade
+# the stack's protobuf and onnx; what it imports comes with mmfca's extras
 log "installing mmdeploy (without its declared pins)"
 "${PIP[@]}" --no-deps mmdeploy
 
