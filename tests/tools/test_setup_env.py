@@ -6,9 +6,11 @@ the proof."""
 import importlib.util
 import os
 import os.path as osp
+import pathlib
 import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -204,6 +206,47 @@ def test_nvccs_are_found_with_their_cuda_and_headers(tmp_path, monkeypatch):
     found = se.find_nvccs()
     assert (home, '13.0') in found
     assert all(h != bare for h, _ in found)  # no headers: unusable
+
+
+def test_build_switches_the_cxx_standard_and_caches_the_wheel(
+        tmp_path, monkeypatch, capsys):
+    """The build with pip faked: mmcv's setup.py on torch's C++ standard,
+    ops without debug information, the wheel cached where the next set-up
+    looks first; a failure prints the log's end and names the log."""
+    src = tmp_path / 'mmcv-2.1.0'
+    src.mkdir()
+    (src / 'setup.py').write_text("cxx_args = ['-std=c++17']\n")
+    with tarfile.open(str(tmp_path / 'mmcv-2.1.0.tar.gz'), 'w:gz') as tar:
+        tar.add(str(src), 'mmcv-2.1.0')
+
+    def pip_download(cmd, **kwargs):  # ... -d FOLDER mmcv==2.1.0
+        shutil.copy(str(tmp_path / 'mmcv-2.1.0.tar.gz'), cmd[-2])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    def pip_wheel(cmd, env, log_path):  # ... -w FOLDER SOURCE
+        built.append(((pathlib.Path(cmd[-1]) / 'setup.py').read_text(), env))
+        os.makedirs(cmd[-2])
+        open(osp.join(cmd[-2], 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'),
+             'w').close()
+        return 0
+
+    built, machine = [], facts(tmp_path, torch_include=write_header(
+        tmp_path / 'torch', '#if __cplusplus < 202002L\n'))
+    monkeypatch.setattr(se.subprocess, 'run', pip_download)
+    monkeypatch.setattr(se, 'run_with_progress', pip_wheel)
+    se.build_mmcv(machine, 3)
+    (setup_py, env), = built
+    assert setup_py == "cxx_args = ['-std=c++20']\n"
+    assert (env['MMCV_WITH_OPS'], env['MAX_JOBS'], env['FORCE_CUDA'],
+            env['CFLAGS'].split()[-1]) == ('1', '3', '0', '-g0')
+    assert se.mmcv_sources(machine, {}) == [se.cache_dir(machine)]
+    monkeypatch.setattr(se, 'run_with_progress', lambda cmd, env, log: (
+        pathlib.Path(log).write_text('compiling\nerror: no\n') and 1))
+    with pytest.raises(se.SetupError, match=r'mmcv build failed after 0 s; '
+                       r'its last lines are above, all of it in .*cpu\.log'):
+        se.build_mmcv(machine, 3)
+    assert capsys.readouterr().out.endswith('compiling\nerror: no\n')
+    assert se.mmcv_sources(machine, {}) == [se.cache_dir(machine)]
 
 
 # ------------------------------------------------------- the build's progress
