@@ -1,8 +1,8 @@
 """The set-up (tools/setup_env.sh and its Python half tools/setup_env.py):
 where mmcv comes from, the C++ standard and the CUDA decision of its build
-on made-up machine facts, the build's progress on a real ninja, the checks
-on this machine's real stack, and the stamp that lets a second set-up skip
-the proof."""
+on made-up machine facts, the build with pip faked, its progress on a real
+ninja, the checks on this machine's real stack, and the stamp that lets a
+second set-up skip the proof."""
 import importlib.util
 import os
 import os.path as osp
@@ -33,11 +33,10 @@ def facts(tmp_path, **overrides):
     return base
 
 
-def oldest(tmp_path, **overrides):
+def oldest(tmp_path):
     """The oldest stack: Python 3.8, PyPI's torch 2.1.2 (CUDA 12.1)."""
-    return facts(tmp_path, **dict(dict(
-        python_tag='cp38', torch_version='2.1.2+cu121', torch_cuda='12.1'),
-        **overrides))
+    return facts(tmp_path, python_tag='cp38', torch_version='2.1.2+cu121',
+                 torch_cuda='12.1')
 
 
 # ------------------------------------------------------ where mmcv comes from
@@ -74,7 +73,6 @@ def test_sources_are_the_cached_build_the_wheels_dir_then_an_index(
 
 @pytest.mark.parametrize('torch_version,cuda,extra,url', [
     ('2.1.2+cu121', '12.1', {}, CU121_TORCH21),
-    ('2.1.0+cu118', '11.8', {}, CU121_TORCH21.replace('cu121', 'cu118')),
     ('2.0.1+cu117', '11.7', {},
      CU121_TORCH21.replace('cu121', 'cu117').replace('2.1', '2.0')),
     ('2.1.2+cpu', None, {}, CU121_TORCH21.replace('cu121', 'cpu')),
@@ -119,11 +117,10 @@ def test_requirements_pin_each_stack_and_the_helpers_mmcv():
     from packaging.requirements import Requirement
     pins = {}
     for stack in ('readme', 'oldest'):
-        path = osp.join(REPO, 'requirements', f'{stack}.txt')
-        with open(path) as f:
-            reqs = [Requirement(line.split('#')[0].strip()) for line in f
-                    if line.split('#')[0].strip()]
-        pins[stack] = {r.name: r.specifier for r in reqs}
+        with open(osp.join(REPO, 'requirements', f'{stack}.txt')) as f:
+            lines = [line.split('#')[0].strip() for line in f]
+        pins[stack] = {r.name: r.specifier
+                       for r in map(Requirement, filter(None, lines))}
     assert str(pins['readme']['torch']) == '==2.14.1'
     assert str(pins['oldest']['torch']) == '==2.1.2'
     assert str(pins['oldest']['numpy']) == '<2'
@@ -186,26 +183,20 @@ def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major():
         se.cuda_decision(None, ['9.4'], [])
 
 
-def fake_cuda(home, release, headers=True):
-    (home / 'bin').mkdir(parents=True)
-    nvcc = home / 'bin' / 'nvcc'
-    nvcc.write_text('#!/bin/sh\necho "Cuda compilation tools, release '
-                    f'{release}, V{release}.48"\n')
-    nvcc.chmod(0o755)
-    if headers:
-        (home / 'include').mkdir()
-        (home / 'include' / 'cuda_runtime.h').write_text('')
-    return str(home)
-
-
 def test_nvccs_are_found_with_their_cuda_and_headers(tmp_path, monkeypatch):
-    home = fake_cuda(tmp_path / 'cuda', '13.0')
-    bare = fake_cuda(tmp_path / 'bare', '12.8', headers=False)
-    monkeypatch.setenv('CUDA_HOME', home)
-    monkeypatch.setenv('PATH', f'{bare}/bin:{os.environ["PATH"]}')
+    for home, release in (('cuda', '13.0'), ('bare', '12.8')):
+        nvcc = tmp_path / home / 'bin' / 'nvcc'
+        nvcc.parent.mkdir(parents=True)
+        nvcc.write_text('#!/bin/sh\necho "Cuda compilation tools, release '
+                        f'{release}, V{release}.48"\n')
+        nvcc.chmod(0o755)
+    (tmp_path / 'cuda' / 'include').mkdir()
+    (tmp_path / 'cuda' / 'include' / 'cuda_runtime.h').write_text('')
+    monkeypatch.setenv('CUDA_HOME', str(tmp_path / 'cuda'))
+    monkeypatch.setenv('PATH', f'{tmp_path}/bare/bin:{os.environ["PATH"]}')
     found = se.find_nvccs()
-    assert (home, '13.0') in found
-    assert all(h != bare for h, _ in found)  # no headers: unusable
+    assert (str(tmp_path / 'cuda'), '13.0') in found
+    assert all(h != str(tmp_path / 'bare') for h, _ in found)  # no headers
 
 
 def test_build_switches_the_cxx_standard_and_caches_the_wheel(
@@ -331,42 +322,38 @@ def test_mmdeploy_runs_without_its_declared_protobuf_pin():
 # ------------------------------------------------------------------ the stamp
 def test_stamp_key_changes_with_every_fact_it_records(tmp_path, monkeypatch):
     root, site, gpus = tmp_path / 'root', tmp_path / 'site', tmp_path / 'gpus'
-    for name in ('tools/setup_env.sh', 'tools/setup_env.py', 'setup.py',
-                 'setup.cfg', 'pyproject.toml', 'requirements/readme.txt',
-                 'README.md'):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(name)
-    (site / 'torch-2.14.1.dist-info').mkdir(parents=True)
-    (site / 'torch-2.14.1.dist-info' / 'RECORD').write_text('torch/a.py')
-    gpus.mkdir()
-    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+
+    def write(name, text='edited'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
 
     def key(stack='readme'):
         return se.stamp_key(str(root), stack, str(site), str(gpus))
 
+    for name in ('tools/setup_env.sh', 'tools/setup_env.py', 'setup.py',
+                 'setup.cfg', 'pyproject.toml', 'requirements/readme.txt',
+                 'README.md'):
+        write(f'root/{name}', name)
+    write('site/torch-2.14.1.dist-info/RECORD', 'torch/a.py')
+    gpus.mkdir()
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
     first, seen = key(), set()
-    changes = [
-        lambda: (root / 'setup.cfg').write_text('edited'),
-        lambda: (root / 'tools' / 'setup_env.sh').write_text('edited'),
-        lambda: (root / 'requirements' / 'readme.txt').write_text('edited'),
-        lambda: (root / 'requirements' / 'oldest.txt').write_text('new'),
-        lambda: (site / 'torch-2.14.1.dist-info' / 'RECORD').write_text(
-            'torch/a.py,sha256=another build'),
-        lambda: (site / 'mmcv-2.1.0.dist-info').mkdir() or (
-            site / 'mmcv-2.1.0.dist-info' / 'RECORD').write_text('mmcv/a.py'),
-        lambda: (gpus / '0000:01:00.0').mkdir(),
-        lambda: monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1'),
-    ]
-    for change in changes:
-        change()
+    edits = ['root/setup.cfg', 'root/tools/setup_env.sh',
+             'root/requirements/readme.txt', 'root/requirements/oldest.txt',
+             'site/torch-2.14.1.dist-info/RECORD',  # another build
+             'site/mmcv-2.1.0.dist-info/RECORD', 'gpus/0000:01:00.0']
+    for name in edits:
+        write(name)
         seen.add(key())
-    assert first not in seen and len(seen) == len(changes)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1')
+    seen.add(key())
+    assert first not in seen and len(seen) == len(edits) + 1
     assert key('oldest') not in seen | {first}
     # what no install or set-up file changes leaves the proof standing
     now = key()
-    (root / 'README.md').write_text('edited')
-    (site / '__pycache__').mkdir()
-    (site / 'six.cpython-311.pyc').write_text('')
+    for name in ('root/README.md', 'site/__pycache__/six.cpython-311.pyc',
+                 'site/six.cpython-311.pyc'):
+        write(name)
     assert key() == now
 
 
