@@ -18,9 +18,8 @@ case "$STACK" in
         VENV="${MMFCA_VENV:-$ROOT/.venv-torch2.1}"
         # pyenv's interpreter itself (its shim fails unless 3.8 is
         # selected), then one on PATH, else python3; each must run
-        for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 \
-                "$(command -v python3.8 || true)"; do
-            if [ -z "${PYTHON:-}" ] && "${candidate:-false}" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
+        for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 python3.8; do
+            if [ -z "${PYTHON:-}" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
                 PYTHON=$candidate
             fi
         done
