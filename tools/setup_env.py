@@ -2,15 +2,13 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """What pip cannot do for ``tools/setup_env.sh``, with the venv's Python
 (standard library, >= 3.8): ``python -I tools/setup_env.py COMMAND [ARG]``
-with COMMAND one of ``mmcv-sources``, ``build-mmcv JOBS``, ``verify-mmcv``,
-``check-versions FILE``, ``prove ROOT STACK``, ``proven STACK`` (:func:`main`).
-"""
+(:func:`main`)."""
 import glob
 import hashlib
 import os
 import os.path as osp
+import pathlib
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,8 +26,6 @@ OPENMMLAB_MMCV_2_1_0 = {'2.0': ('cu117', 'cu118', 'cpu'),
                         '2.1': ('cu118', 'cu121', 'cpu')}
 OPENMMLAB_INDEX = ('https://download.openmmlab.com/mmcv/dist/{flavour}/'
                    'torch{torch}/index.html')
-#: The first CUDA whose PyPI packages hold nvcc and headers under one root.
-PIP_NVCC_MIN_CUDA = 13
 
 
 class SetupError(RuntimeError):
@@ -96,20 +92,11 @@ def mmcv_sources(facts, env):
 # ---------------------------------------------------------- the source build
 def cxx_std(torch_include):
     """The C++ standard torch's headers demand (torch >= 2.10: C++20)."""
-    with open(osp.join(torch_include, 'torch', 'csrc', 'api', 'include',
-                       'torch', 'all.h')) as f:
-        demands = re.search(r'__cplusplus < (\d+)L', f.read())
+    demands = re.search(r'__cplusplus < (\d+)L', pathlib.Path(
+        torch_include, 'torch', 'csrc', 'api', 'include', 'torch',
+        'all.h').read_text())
     year = int(demands.group(1)[2:4]) if demands else 17
     return f'c++{max(year, 17)}'
-
-
-def use_cxx_std(setup_py, std):
-    """mmcv 2.1.0's setup.py text compiling with ``-std=<std>`` (it says
-    ``-std=c++17``)."""
-    if '-std=c++17' not in setup_py:
-        raise SetupError(f'mmcv {MMCV_VERSION}\'s setup.py has no '
-                         f'-std=c++17 to switch to {std}')
-    return setup_py.replace('-std=c++17', f'-std={std}')
 
 
 def find_nvccs():
@@ -134,15 +121,15 @@ def find_nvccs():
     return found
 
 
-def cuda_decision(torch_cuda, gpus, nvccs, pip_tried=False):
-    """How to build mmcv's ops: ``('cpu',)`` where torch sees no GPU;
-    ``('cuda', CUDA_HOME, TORCH_CUDA_ARCH_LIST)`` with an nvcc of torch's
-    CUDA (``nvccs``: (home, version); same major.minor first, else same
-    major: torch refuses another); ``('pip', packages)``: install nvcc from
-    PyPI (CUDA >= 13), then decide again. A CPU-only mmcv would fail at the
-    first CUDA op: none fitting is an error saying what to install."""
+def cuda_decision(torch_cuda, gpus, nvccs):
+    """How to build mmcv's ops: None (CPU only) where torch sees no GPU,
+    else ``(CUDA_HOME, TORCH_CUDA_ARCH_LIST)`` with an nvcc of torch's CUDA
+    (``nvccs``: (home, version); same major.minor first, else same major:
+    torch refuses another). A CPU-only mmcv would fail at the first CUDA
+    op: none fitting is an error saying what to install (from CUDA 13 on,
+    PyPI's nvcc and headers share a root that :func:`find_nvccs` finds)."""
     if not gpus:
-        return ('cpu',)
+        return None
     if not torch_cuda:
         raise SetupError(f'torch sees GPU(s) ({", ".join(gpus)}) but is no '
                          'CUDA build; mmcv\'s GPU ops are built for CUDA')
@@ -150,19 +137,17 @@ def cuda_decision(torch_cuda, gpus, nvccs, pip_tried=False):
     for fits in (torch_cuda, major):
         homes = [h for h, v in nvccs if fits in (v, v.split('.')[0])]
         if homes:
-            return ('cuda', homes[0], ';'.join(gpus))
-    pip = [f'nvidia-cuda-nvcc=={torch_cuda}.*',
-           f'nvidia-cuda-runtime=={torch_cuda}.*']
-    if int(major) >= PIP_NVCC_MIN_CUDA and not pip_tried:
-        return ('pip', pip)
+            return homes[0], ';'.join(gpus)
+    pip = (f'{sys.executable} -m pip install nvidia-cuda-nvcc=={torch_cuda}.* '
+           f'nvidia-cuda-runtime=={torch_cuda}.*')
     seen = ', '.join(f'{h} (CUDA {v})' for h, v in nvccs) or 'none'
     raise SetupError(
         f'torch sees GPU(s) of compute capability {", ".join(gpus)}, so '
         f'mmcv\'s CUDA ops must be built, which needs nvcc and headers of '
         f'CUDA {major}.x (torch\'s is {torch_cuda}); found: {seen}. Install '
         f'the CUDA toolkit {torch_cuda} and set CUDA_HOME to it'
-        + (f', or pip install {" ".join(pip)}' if int(major)
-           >= PIP_NVCC_MIN_CUDA else '') + ', then run the set-up again')
+        + (f', or run {pip}' if int(major) >= 13 else '')
+        + ', then run the set-up again')
 
 
 def format_duration(seconds):
@@ -211,24 +196,16 @@ def build_mmcv(facts, jobs):
     ops with torch's C++ standard, CUDA ops where torch sees a GPU."""
     cuda = cuda_decision(facts['torch_cuda'], facts['gpus'],
                          find_nvccs() if facts['gpus'] else [])
-    if cuda[0] == 'pip':
-        log('torch sees a GPU and no nvcc fits its CUDA: pip install '
-            + ' '.join(cuda[1]))
-        subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-input',
-                        *cuda[1]], check=True)
-        cuda = cuda_decision(facts['torch_cuda'], facts['gpus'],
-                             find_nvccs(), pip_tried=True)
     std, target = cxx_std(facts['torch_include']), cache_dir(facts)
     env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
                FORCE_CUDA='0', PYTHONUNBUFFERED='1',
                # after Python's own -g, which doubles the compilers' time
-               CFLAGS=' '.join(filter(None, [os.environ.get('CFLAGS'),
-                                             '-g0'])))
-    if cuda[0] == 'cuda':
-        env.update(FORCE_CUDA='1', CUDA_HOME=cuda[1],
-                   TORCH_CUDA_ARCH_LIST=cuda[2])
-    ops = (f'CUDA (CUDA_HOME={cuda[1]}, sm {cuda[2]}) and CPU'
-           if cuda[0] == 'cuda' else 'CPU')
+               CFLAGS=f'{os.environ.get("CFLAGS", "")} -g0'.lstrip())
+    if cuda:
+        env.update(FORCE_CUDA='1', CUDA_HOME=cuda[0],
+                   TORCH_CUDA_ARCH_LIST=cuda[1])
+    ops = (f'CUDA (CUDA_HOME={cuda[0]}, sm {cuda[1]}) and CPU' if cuda
+           else 'CPU')
     log(f'building mmcv {MMCV_VERSION} from source: ops for {ops}, {std}, '
         f'{jobs} parallel jobs; once per machine (cached in {target}); its '
         f'output goes to {target}.log')
@@ -242,33 +219,26 @@ def build_mmcv(facts, jobs):
         with tarfile.open(sdist) as tar:
             tar.extractall(work, **({'filter': 'data'} if hasattr(
                 tarfile, 'data_filter') else {}))
-        setup_py = osp.join(work, f'mmcv-{MMCV_VERSION}', 'setup.py')
-        with open(setup_py) as f:
-            text = use_cxx_std(f.read(), std)
-        with open(setup_py, 'w') as f:
-            f.write(text)
+        # its setup.py's -std=c++17 comes after CFLAGS, so it is replaced
+        setup_py = pathlib.Path(work, f'mmcv-{MMCV_VERSION}', 'setup.py')
+        setup_py.write_text(setup_py.read_text().replace(
+            '-std=c++17', f'-std={std}'))
         os.makedirs(facts['cache_root'], exist_ok=True)
         shutil.rmtree(target + '.part', ignore_errors=True)
-        start, cpu = time.monotonic(), children_cpu_seconds()
+        start = time.monotonic()
         code = run_with_progress(
             [sys.executable, '-m', 'pip', 'wheel', '-v', '--no-input',
              '--no-build-isolation', '--no-deps', '-w', target + '.part',
-             osp.dirname(setup_py)], env, target + '.log')
+             str(setup_py.parent)], env, target + '.log')
     took = format_duration(time.monotonic() - start)
     if code != 0:
-        with open(target + '.log', errors='replace') as f:
-            print(''.join(f.readlines()[-40:]))
+        log_lines = pathlib.Path(target + '.log').read_text(errors='replace')
+        print('\n'.join(log_lines.splitlines()[-40:]))
         raise SetupError(f'the mmcv build failed after {took}; its last '
                          f'lines are above, all of it in {target}.log')
     shutil.rmtree(target, ignore_errors=True)
     os.rename(target + '.part', target)
-    log(f'mmcv built in {took} (the compilers\' CPU time: '
-        f'{format_duration(children_cpu_seconds() - cpu)}), cached')
-
-
-def children_cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    log(f'mmcv built in {took}, cached')
 
 
 # ----------------------------------------------------------------- the proof
@@ -294,27 +264,30 @@ def verify_mmcv():
         assert torch.equal(pooled, want), (device, pooled)
 
 
-def moved_versions(constraints):
-    """The pins of a constraints file that the installed versions break."""
+def check_versions(constraints):
+    """Raise :class:`SetupError` naming each pin of a constraints file
+    that the installed versions break."""
     from importlib.metadata import PackageNotFoundError, version
 
     from packaging.requirements import Requirement
-    moved = []
     with open(constraints) as f:
-        for line in f:
-            if line.split('#')[0].strip():
-                req = Requirement(line.split('#')[0].strip())
-                try:
-                    got = version(req.name)
-                except PackageNotFoundError:
-                    got = None
-                if got is None or not req.specifier.contains(got, True):
-                    moved.append(f'{req} (installed: {got})')
-    return moved
+        lines = [line.split('#')[0].strip() for line in f]
+    moved = []
+    for req in [Requirement(line) for line in lines if line]:
+        try:
+            got = version(req.name)
+        except PackageNotFoundError:
+            got = None
+        if got is None or not req.specifier.contains(got, True):
+            moved.append(f'{req} (installed: {got})')
+    if moved:
+        raise SetupError('an install moved the stack\'s versions: '
+                         + ', '.join(moved))
 
 
-def prove(root):
-    """Import and run the whole stack, mmfca from ``root``; the summary."""
+def prove(stack, root=ROOT):
+    """Import and run the whole stack, mmfca from ``root``; stamp the proof
+    of ``stack`` in the venv."""
     import importlib.util
     from importlib.metadata import version
     spec = importlib.util.find_spec('mmfca')
@@ -331,77 +304,65 @@ def prove(root):
         for name in ('FcaNet', 'MultiSpectralAttention'):
             assert models.get(name) is not None, (scope, name)
     import torch
-    return ', '.join(f'{d} {version(d)}' for d in (
+    summary = ', '.join(f'{d} {version(d)}' for d in (
         'torch', 'mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'mmfca',
         'mmdeploy', 'onnx', 'onnxruntime', 'protobuf')) + (
         '; mmcv\'s CUDA ops run' if torch.cuda.is_available() else '')
+    pathlib.Path(STAMP).write_text('\n'.join([
+        stamp_key(root, stack), summary, time.strftime('%Y-%m-%d %H:%M')]))
+    log(f'stack OK: {summary}')
 
 
-def stamp_key(root, stack, site, gpus_dir='/proc/driver/nvidia/gpus',
-              env=os.environ):
+def stamp_key(root, stack, site=sysconfig.get_paths()['purelib'],
+              gpus_dir='/proc/driver/nvidia/gpus', env=os.environ):
     """What a proof holds for: the set-up files and requirements of
     ``root``, the stack's name, this interpreter, every distribution of
     ``site`` (its RECORD hashes each installed file) and the visible GPUs
     (read without torch)."""
-    files = [osp.join(root, name) for name in (
-        'tools/setup_env.sh', 'tools/setup_env.py', 'setup.py', 'setup.cfg',
-        'pyproject.toml')] + sorted(glob.glob(osp.join(
-            root, 'requirements', '*.txt'))) + sorted(glob.glob(osp.join(
-                site, '*.dist-info', 'RECORD')))
-    parts = [root, stack, sys.version, sys.executable, sys.prefix]
-    for path in files:
-        parts.append(path)
-        if osp.isfile(path):
-            with open(path, 'rb') as f:
-                parts.append(hashlib.sha256(f.read()).hexdigest())
+    parts = [root, stack, sys.version, sys.executable, sys.prefix,
+             str(env.get('CUDA_VISIBLE_DEVICES'))]
     parts += sorted(os.listdir(gpus_dir)) if osp.isdir(gpus_dir) else []
-    parts.append(str(env.get('CUDA_VISIBLE_DEVICES')))
+    for pattern in [osp.join(root, name) for name in (
+            'tools/setup_env.*', 'setup.*', 'pyproject.toml',
+            'requirements/*.txt')] + [osp.join(site, '*.dist-info/RECORD')]:
+        for path in sorted(glob.glob(pattern)):
+            parts += [path, hashlib.sha256(
+                pathlib.Path(path).read_bytes()).hexdigest()]
     return hashlib.sha256('\0'.join(parts).encode()).hexdigest()
 
 
-def main(argv):
-    """``mmcv-sources``: the find-links folders and pages to try for an
-    mmcv wheel, one a line; ``build-mmcv JOBS``: build one into the cache;
-    ``verify-mmcv``: exit 0 when mmcv runs its ops; ``check-versions FILE``:
-    exit 0 when the pins of a constraints file hold; ``prove ROOT STACK``:
-    prove the stack, stamp the proof; ``proven STACK``: exit 0 while the
-    stamp holds. The exit code (2: a :class:`SetupError`)."""
-    command, args = argv[0], argv[1:]
-    site = sysconfig.get_paths()['purelib']
+def proven(stack):
+    """None (exit 0) while the stamp holds for this stack, else 1."""
     try:
-        if command == 'mmcv-sources':
-            print('\n'.join(mmcv_sources(probe(), os.environ)))
-        elif command == 'build-mmcv':
-            build_mmcv(probe(), int(args[0]))
-        elif command == 'verify-mmcv':
-            verify_mmcv()
-        elif command == 'check-versions':
-            moved = moved_versions(args[0])
-            if moved:
-                raise SetupError('an install moved the stack\'s versions: '
-                                 + ', '.join(moved))
-        elif command == 'prove':
-            summary = prove(args[0])
-            with open(STAMP, 'w') as f:
-                f.write('\n'.join([stamp_key(ROOT, args[1], site), summary,
-                                   time.strftime('%Y-%m-%d %H:%M')]))
-            log(f'stack OK: {summary}')
-        elif command == 'proven':
-            try:
-                with open(STAMP) as f:
-                    key, summary, date = f.read().split('\n')
-            except (OSError, ValueError):
-                return 1
-            if key != stamp_key(ROOT, args[0], site):
-                return 1
-            log(f'stack unchanged since its proof of {date} ({summary}); '
-                f'delete {STAMP} to prove it again')
-        else:
-            raise SetupError(f'unknown command {command}')
+        key, summary, date = pathlib.Path(STAMP).read_text().split('\n')
+    except (OSError, ValueError):
+        return 1
+    if key != stamp_key(ROOT, stack):
+        return 1
+    log(f'stack unchanged since its proof of {date} ({summary}); '
+        f'delete {STAMP} to prove it again')
+
+
+def main(argv):
+    """Run ``COMMAND [ARG]``: ``mmcv-sources`` prints the find-links folders
+    and pages to try for an mmcv wheel, one a line; ``build-mmcv JOBS``
+    builds one into the cache; ``verify-mmcv``, ``check-versions FILE``,
+    ``prove STACK`` (which stamps the proof) and ``proven STACK`` exit 0
+    when it holds. The exit code (2: a :class:`SetupError`)."""
+    commands = {
+        'mmcv-sources': lambda: print(*mmcv_sources(probe(), os.environ),
+                                      sep='\n'),
+        'build-mmcv': lambda jobs: build_mmcv(probe(), int(jobs)),
+        'verify-mmcv': verify_mmcv, 'check-versions': check_versions,
+        'prove': prove, 'proven': proven}
+    try:
+        if not argv or argv[0] not in commands:
+            raise SetupError(f'unknown command {argv[0] if argv else ""!r}'
+                             f'; allowed: {", ".join(commands)}')
+        return commands[argv[0]](*argv[1:]) or 0
     except SetupError as err:
         log(err, sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == '__main__':

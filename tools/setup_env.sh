@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
-# One-command set-up of the mmfca stack in a virtual environment:
+# One-command set-up of the mmfca stack in a virtual environment; what it
+# does, and its overrides MMFCA_STACK, PYTHON, MMFCA_VENV, MMFCA_WHEELS_DIR,
+# MMFCA_MMCV_INDEX and MMCV_BUILD_JOBS: docs/installation.md.
 #   bash tools/setup_env.sh                      # or: make install
 #   MMFCA_STACK=oldest bash tools/setup_env.sh   # or: make install-oldest
-# pip installs constrained by requirements/<stack>.txt; mmcv 2.1.0 from the
-# first wheel that runs its ops (the cached build, MMFCA_WHEELS_DIR,
-# OpenMMLab's index), else built from source once and cached; the proof,
-# stamped in the venv. docs/installation.md tells more. Overrides:
-# MMFCA_STACK (readme, oldest), PYTHON (the venv's interpreter), MMFCA_VENV
-# (its folder), MMFCA_WHEELS_DIR (a folder of mmcv wheels), MMFCA_MMCV_INDEX
-# (a find-links URL instead of OpenMMLab's, or "none"), MMCV_BUILD_JOBS
-# (parallel compile jobs; default: the cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -24,9 +18,8 @@ case "$STACK" in
         VENV="${MMFCA_VENV:-$ROOT/.venv-torch2.1}"
         # pyenv's interpreter itself (its shim fails unless 3.8 is
         # selected), then one on PATH, else python3; each must run
-        for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 \
-                "$(command -v python3.8 || true)"; do
-            if [ -z "${PYTHON:-}" ] && "${candidate:-false}" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
+        for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 python3.8; do
+            if [ -z "${PYTHON:-}" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
                 PYTHON=$candidate
             fi
         done
@@ -37,26 +30,20 @@ case "${MMFCA_MMCV_INDEX:-}" in
     ''|none|http://*|https://*|file://*) ;;
     *) die "MMFCA_MMCV_INDEX=$MMFCA_MMCV_INDEX is neither \"none\" nor a URL (http://, https:// or file://); unset it to use OpenMMLab's index" ;;
 esac
-if [ -n "${MMFCA_WHEELS_DIR:-}" ] && [ ! -d "$MMFCA_WHEELS_DIR" ]; then
+[ -z "${MMFCA_WHEELS_DIR:-}" ] || [ -d "$MMFCA_WHEELS_DIR" ] ||
     die "MMFCA_WHEELS_DIR=$MMFCA_WHEELS_DIR is not a folder; set it to a folder of prebuilt mmcv wheels, or unset it"
-fi
 JOBS="${MMCV_BUILD_JOBS:-$(nproc)}"
-case "$JOBS" in
-    *[!0-9]*|''|0) die "MMCV_BUILD_JOBS=$JOBS is not a positive whole number" ;;
-esac
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "MMCV_BUILD_JOBS=$JOBS is not a positive whole number"
 REQ="$ROOT/requirements/$STACK.txt"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --no-input -c "$REQ")
 # the Python half, in the venv; -I: neither the cwd nor tools/ (which holds
 # test.py and train.py) nor PYTHONPATH shadows an import
 helper() { "$PY" -I "$ROOT/tools/setup_env.py" "$@"; }
-start=$(date +%s)
 
-if [ -x "$PY" ] && helper proven "$STACK"; then
-    log "done in $(( $(date +%s) - start )) s"
-    exit 0
-fi
-if [ ! -x "$PY" ]; then
+if [ -x "$PY" ]; then
+    helper proven "$STACK" && { log "done in $SECONDS s"; exit 0; }
+else
     log "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi
@@ -67,21 +54,16 @@ log "installing torch and what mmcv needs to build and import (requirements/$STA
 # mmcv with ops, with CUDA ops where torch sees a GPU (its proof runs them)
 mmcv_from() {
     log "trying the mmcv wheels of $1"
-    if ! "${PIP[@]}" -q --force-reinstall --no-deps --no-index --only-binary :all: \
-            --timeout 5 --retries 0 -f "$1" mmcv >/dev/null 2>&1; then
-        echo "[setup] none there for this Python (or it could not be reached)"
-        return 1
-    fi
+    "${PIP[@]}" -q --force-reinstall --no-deps --no-index --only-binary :all: \
+            --timeout 5 --retries 0 -f "$1" mmcv >/dev/null 2>&1 ||
+        { echo "[setup] none there for this Python (or it could not be reached)"; return 1; }
     helper verify-mmcv || { echo "[setup] that mmcv does not run its ops here"; return 1; }
 }
 if ! helper verify-mmcv >/dev/null 2>&1; then
     sources=$(helper mmcv-sources)
     found=
     while IFS= read -r source; do
-        if [ -n "$source" ] && mmcv_from "$source"; then
-            found=1
-            break
-        fi
+        [ -n "$source" ] && mmcv_from "$source" && { found=1; break; }
     done <<< "$sources"
     if [ -z "$found" ]; then
         helper build-mmcv "$JOBS"
@@ -92,13 +74,12 @@ fi
 
 log "installing mmfca (editable, extras tests and seg) and the model zoos"
 "${PIP[@]}" --no-build-isolation -e "$ROOT[tests,seg]"
-# MMDeploy without its declared dependencies: mmdeploy 1.3.1 pins
-# protobuf<=3.20.2, and pip would downgrade the stack's protobuf and onnx to
-# meet it; what it imports comes with mmfca's extras
+# without its declared dependencies: its protobuf<=3.20.2 would downgrade
+# the stack's protobuf and onnx; what it imports comes with mmfca's extras
 log "installing mmdeploy (without its declared pins)"
 "${PIP[@]}" --no-deps mmdeploy
 
 helper check-versions "$REQ"
 log "proving the stack"
-helper prove "$ROOT" "$STACK"
-log "done in $(( $(date +%s) - start )) s"
+helper prove "$STACK"
+log "done in $SECONDS s"

@@ -1,14 +1,16 @@
 """The set-up (tools/setup_env.sh and its Python half tools/setup_env.py):
 where mmcv comes from, the C++ standard and the CUDA decision of its build
-on made-up machine facts, the build's progress on a real ninja, the checks
-on this machine's real stack, and the stamp that lets a second set-up skip
-the proof."""
+on made-up machine facts, the build with pip faked, its progress on a real
+ninja, the checks on this machine's real stack, and the stamp that lets a
+second set-up skip the proof."""
 import importlib.util
 import os
 import os.path as osp
+import pathlib
 import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -31,11 +33,10 @@ def facts(tmp_path, **overrides):
     return base
 
 
-def oldest(tmp_path, **overrides):
+def oldest(tmp_path):
     """The oldest stack: Python 3.8, PyPI's torch 2.1.2 (CUDA 12.1)."""
-    return facts(tmp_path, **dict(dict(
-        python_tag='cp38', torch_version='2.1.2+cu121', torch_cuda='12.1'),
-        **overrides))
+    return facts(tmp_path, python_tag='cp38', torch_version='2.1.2+cu121',
+                 torch_cuda='12.1')
 
 
 # ------------------------------------------------------ where mmcv comes from
@@ -72,7 +73,6 @@ def test_sources_are_the_cached_build_the_wheels_dir_then_an_index(
 
 @pytest.mark.parametrize('torch_version,cuda,extra,url', [
     ('2.1.2+cu121', '12.1', {}, CU121_TORCH21),
-    ('2.1.0+cu118', '11.8', {}, CU121_TORCH21.replace('cu121', 'cu118')),
     ('2.0.1+cu117', '11.7', {},
      CU121_TORCH21.replace('cu121', 'cu117').replace('2.1', '2.0')),
     ('2.1.2+cpu', None, {}, CU121_TORCH21.replace('cu121', 'cpu')),
@@ -117,11 +117,10 @@ def test_requirements_pin_each_stack_and_the_helpers_mmcv():
     from packaging.requirements import Requirement
     pins = {}
     for stack in ('readme', 'oldest'):
-        path = osp.join(REPO, 'requirements', f'{stack}.txt')
-        with open(path) as f:
-            reqs = [Requirement(line.split('#')[0].strip()) for line in f
-                    if line.split('#')[0].strip()]
-        pins[stack] = {r.name: r.specifier for r in reqs}
+        with open(osp.join(REPO, 'requirements', f'{stack}.txt')) as f:
+            lines = [line.split('#')[0].strip() for line in f]
+        pins[stack] = {r.name: r.specifier
+                       for r in map(Requirement, filter(None, lines))}
     assert str(pins['readme']['torch']) == '==2.14.1'
     assert str(pins['oldest']['torch']) == '==2.1.2'
     assert str(pins['oldest']['numpy']) == '<2'
@@ -158,35 +157,24 @@ def test_cxx_standard_is_the_one_torchs_headers_demand(tmp_path):
                                    else 'c++17')
 
 
-def test_mmcv_setup_py_switches_its_cxx_standard():
-    setup_py = "extra_compile_args = {'cxx': ['-std=c++17']}\n"
-    assert se.use_cxx_std(setup_py, 'c++20') == \
-        "extra_compile_args = {'cxx': ['-std=c++20']}\n"
-    assert se.use_cxx_std(setup_py, 'c++17') == setup_py
-    with pytest.raises(se.SetupError, match='no -std=c[+][+]17 to switch'):
-        se.use_cxx_std("args = ['-std=c++14']\n", 'c++20')
-
-
-def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major(tmp_path):
-    assert se.cuda_decision('13.0', [], [('/cuda-12.1', '12.1')]) == ('cpu',)
+def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major():
+    assert se.cuda_decision('13.0', [], [('/cuda-12.1', '12.1')]) is None
     nvccs = [('/cuda-13.1', '13.1'), ('/cuda-13.0', '13.0')]
     assert se.cuda_decision('13.0', ['8.0', '9.0'], nvccs) == (
-        'cuda', '/cuda-13.0', '8.0;9.0')  # the same minor first
+        '/cuda-13.0', '8.0;9.0')  # the same minor first
     assert se.cuda_decision('13.0', ['9.0'], nvccs[:1]) == (
-        'cuda', '/cuda-13.1', '9.0')  # else the same major
-    # CUDA 13: PyPI has nvcc; installed once, then decided again
-    other = [('/usr/local/cuda-12.8', '12.8')]
-    assert se.cuda_decision('13.0', ['9.0'], other) == (
-        'pip', ['nvidia-cuda-nvcc==13.0.*', 'nvidia-cuda-runtime==13.0.*'])
+        '/cuda-13.1', '9.0')  # else the same major
+    # none fits: the error says what to install; from CUDA 13 on, the
+    # exact pip command that puts nvcc into this venv
     with pytest.raises(se.SetupError) as err:
-        se.cuda_decision('13.0', ['9.0'], other, pip_tried=True)
+        se.cuda_decision('13.0', ['9.0'], [('/usr/local/cuda-12.8', '12.8')])
     assert str(err.value) == (
         'torch sees GPU(s) of compute capability 9.0, so mmcv\'s CUDA ops '
         'must be built, which needs nvcc and headers of CUDA 13.x (torch\'s '
         'is 13.0); found: /usr/local/cuda-12.8 (CUDA 12.8). Install the CUDA '
-        'toolkit 13.0 and set CUDA_HOME to it, or pip install '
-        'nvidia-cuda-nvcc==13.0.* nvidia-cuda-runtime==13.0.*, then run the '
-        'set-up again')
+        f'toolkit 13.0 and set CUDA_HOME to it, or run {sys.executable} -m '
+        'pip install nvidia-cuda-nvcc==13.0.* nvidia-cuda-runtime==13.0.*, '
+        'then run the set-up again')
     with pytest.raises(se.SetupError, match=r'CUDA 12.x .*found: none\. '
                        r'Install the CUDA toolkit 12.1 and set CUDA_HOME to '
                        r'it, then run'):
@@ -195,26 +183,61 @@ def test_cuda_ops_need_an_nvcc_of_torchs_cuda_major(tmp_path):
         se.cuda_decision(None, ['9.4'], [])
 
 
-def fake_cuda(home, release, headers=True):
-    (home / 'bin').mkdir(parents=True)
-    nvcc = home / 'bin' / 'nvcc'
-    nvcc.write_text('#!/bin/sh\necho "Cuda compilation tools, release '
-                    f'{release}, V{release}.48"\n')
-    nvcc.chmod(0o755)
-    if headers:
-        (home / 'include').mkdir()
-        (home / 'include' / 'cuda_runtime.h').write_text('')
-    return str(home)
-
-
 def test_nvccs_are_found_with_their_cuda_and_headers(tmp_path, monkeypatch):
-    home = fake_cuda(tmp_path / 'cuda', '13.0')
-    bare = fake_cuda(tmp_path / 'bare', '12.8', headers=False)
-    monkeypatch.setenv('CUDA_HOME', home)
-    monkeypatch.setenv('PATH', f'{bare}/bin:{os.environ["PATH"]}')
+    for home, release in (('cuda', '13.0'), ('bare', '12.8')):
+        nvcc = tmp_path / home / 'bin' / 'nvcc'
+        nvcc.parent.mkdir(parents=True)
+        nvcc.write_text('#!/bin/sh\necho "Cuda compilation tools, release '
+                        f'{release}, V{release}.48"\n')
+        nvcc.chmod(0o755)
+    (tmp_path / 'cuda' / 'include').mkdir()
+    (tmp_path / 'cuda' / 'include' / 'cuda_runtime.h').write_text('')
+    monkeypatch.setenv('CUDA_HOME', str(tmp_path / 'cuda'))
+    monkeypatch.setenv('PATH', f'{tmp_path}/bare/bin:{os.environ["PATH"]}')
     found = se.find_nvccs()
-    assert (home, '13.0') in found
-    assert all(h != bare for h, _ in found)  # no headers: unusable
+    assert (str(tmp_path / 'cuda'), '13.0') in found
+    assert all(h != str(tmp_path / 'bare') for h, _ in found)  # no headers
+
+
+def test_build_switches_the_cxx_standard_and_caches_the_wheel(
+        tmp_path, monkeypatch, capsys):
+    """The build with pip faked: mmcv's setup.py on torch's C++ standard,
+    ops without debug information, the wheel cached where the next set-up
+    looks first; a failure prints the log's end and names the log."""
+    src = tmp_path / 'mmcv-2.1.0'
+    src.mkdir()
+    (src / 'setup.py').write_text("cxx_args = ['-std=c++17']\n")
+    with tarfile.open(str(tmp_path / 'mmcv-2.1.0.tar.gz'), 'w:gz') as tar:
+        tar.add(str(src), 'mmcv-2.1.0')
+
+    def pip_download(cmd, **kwargs):  # ... -d FOLDER mmcv==2.1.0
+        shutil.copy(str(tmp_path / 'mmcv-2.1.0.tar.gz'), cmd[-2])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    def pip_wheel(cmd, env, log_path):  # ... -w FOLDER SOURCE
+        built.append(((pathlib.Path(cmd[-1]) / 'setup.py').read_text(), env))
+        os.makedirs(cmd[-2])
+        open(osp.join(cmd[-2], 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'),
+             'w').close()
+        return 0
+
+    built, machine = [], facts(tmp_path, torch_include=write_header(
+        tmp_path / 'torch', '#if __cplusplus < 202002L\n'))
+    monkeypatch.setattr(se.subprocess, 'run', pip_download)
+    monkeypatch.setattr(se, 'run_with_progress', pip_wheel)
+    se.build_mmcv(machine, 3)
+    (setup_py, env), = built
+    assert setup_py == "cxx_args = ['-std=c++20']\n"
+    assert (env['MMCV_WITH_OPS'], env['MAX_JOBS'], env['FORCE_CUDA'],
+            env['CFLAGS'].split()[-1]) == ('1', '3', '0', '-g0')
+    assert se.mmcv_sources(machine, {}) == [se.cache_dir(machine)]
+    monkeypatch.setattr(se, 'run_with_progress', lambda cmd, env, log: (
+        pathlib.Path(log).write_text('compiling\nerror: no\n') and 1))
+    with pytest.raises(se.SetupError, match=r'mmcv build failed after 0 s; '
+                       r'its last lines are above, all of it in .*cpu\.log'):
+        se.build_mmcv(machine, 3)
+    assert capsys.readouterr().out.endswith('compiling\nerror: no\n')
+    assert se.mmcv_sources(machine, {}) == [se.cache_dir(machine)]
 
 
 # ------------------------------------------------------- the build's progress
@@ -260,15 +283,19 @@ def test_verify_mmcv_runs_the_real_ops_here():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_moved_versions_name_each_broken_pin(tmp_path):
+def test_version_check_names_each_broken_pin(tmp_path):
     from importlib.metadata import version
     got = version('pytest')
     path = tmp_path / 'pins.txt'
     path.write_text(f'# pins\npytest=={got}  # this one\n\npytest<1\n'
                     'no-such-dist-mmfca==1.0\n')
-    assert se.moved_versions(str(path)) == [
-        f'pytest<1 (installed: {got})',
-        'no-such-dist-mmfca==1.0 (installed: None)']
+    with pytest.raises(se.SetupError) as err:
+        se.check_versions(str(path))
+    assert str(err.value) == (
+        f"an install moved the stack's versions: pytest<1 (installed: {got})"
+        ', no-such-dist-mmfca==1.0 (installed: None)')
+    assert se.main(['check-versions', str(path)]) == 2
+    assert se.main(['plan']) == 2  # neither a command
 
 
 def test_this_stack_is_the_one_its_requirements_pin():
@@ -276,8 +303,7 @@ def test_this_stack_is_the_one_its_requirements_pin():
         pytest.skip('an environment not set up by tools/setup_env.sh')
     import torch
     stack = 'oldest' if torch.__version__.startswith('2.1.') else 'readme'
-    assert se.moved_versions(
-        osp.join(REPO, 'requirements', f'{stack}.txt')) == []
+    se.check_versions(osp.join(REPO, 'requirements', f'{stack}.txt'))
 
 
 def test_mmdeploy_runs_without_its_declared_protobuf_pin():
@@ -296,42 +322,38 @@ def test_mmdeploy_runs_without_its_declared_protobuf_pin():
 # ------------------------------------------------------------------ the stamp
 def test_stamp_key_changes_with_every_fact_it_records(tmp_path, monkeypatch):
     root, site, gpus = tmp_path / 'root', tmp_path / 'site', tmp_path / 'gpus'
-    for name in ('tools/setup_env.sh', 'tools/setup_env.py', 'setup.py',
-                 'setup.cfg', 'pyproject.toml', 'requirements/readme.txt',
-                 'README.md'):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(name)
-    (site / 'torch-2.14.1.dist-info').mkdir(parents=True)
-    (site / 'torch-2.14.1.dist-info' / 'RECORD').write_text('torch/a.py')
-    gpus.mkdir()
-    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+
+    def write(name, text='edited'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
 
     def key(stack='readme'):
         return se.stamp_key(str(root), stack, str(site), str(gpus))
 
+    for name in ('tools/setup_env.sh', 'tools/setup_env.py', 'setup.py',
+                 'setup.cfg', 'pyproject.toml', 'requirements/readme.txt',
+                 'README.md'):
+        write(f'root/{name}', name)
+    write('site/torch-2.14.1.dist-info/RECORD', 'torch/a.py')
+    gpus.mkdir()
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
     first, seen = key(), set()
-    changes = [
-        lambda: (root / 'setup.cfg').write_text('edited'),
-        lambda: (root / 'tools' / 'setup_env.sh').write_text('edited'),
-        lambda: (root / 'requirements' / 'readme.txt').write_text('edited'),
-        lambda: (root / 'requirements' / 'oldest.txt').write_text('new'),
-        lambda: (site / 'torch-2.14.1.dist-info' / 'RECORD').write_text(
-            'torch/a.py,sha256=another build'),
-        lambda: (site / 'mmcv-2.1.0.dist-info').mkdir() or (
-            site / 'mmcv-2.1.0.dist-info' / 'RECORD').write_text('mmcv/a.py'),
-        lambda: (gpus / '0000:01:00.0').mkdir(),
-        lambda: monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1'),
-    ]
-    for change in changes:
-        change()
+    edits = ['root/setup.cfg', 'root/tools/setup_env.sh',
+             'root/requirements/readme.txt', 'root/requirements/oldest.txt',
+             'site/torch-2.14.1.dist-info/RECORD',  # another build
+             'site/mmcv-2.1.0.dist-info/RECORD', 'gpus/0000:01:00.0']
+    for name in edits:
+        write(name)
         seen.add(key())
-    assert first not in seen and len(seen) == len(changes)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1')
+    seen.add(key())
+    assert first not in seen and len(seen) == len(edits) + 1
     assert key('oldest') not in seen | {first}
     # what no install or set-up file changes leaves the proof standing
     now = key()
-    (root / 'README.md').write_text('edited')
-    (site / '__pycache__').mkdir()
-    (site / 'six.cpython-311.pyc').write_text('')
+    for name in ('root/README.md', 'site/__pycache__/six.cpython-311.pyc',
+                 'site/six.cpython-311.pyc'):
+        write(name)
     assert key() == now
 
 
@@ -340,10 +362,10 @@ def test_prove_stamps_the_stack_and_proven_holds_until_it_changes(
     pytest.importorskip('mmdeploy', reason='set up by tools/setup_env.sh')
     with pytest.raises(se.SetupError, match=f'install this checkout '
                        rf'\(pip install -e {tmp_path}\)'):
-        se.prove(str(tmp_path))
+        se.prove('readme', str(tmp_path))
     monkeypatch.setattr(se, 'STAMP', str(tmp_path / 'stamp.txt'))
     assert se.main(['proven', 'readme']) == 1
-    assert se.main(['prove', REPO, 'readme']) == 0
+    assert se.main(['prove', 'readme']) == 0
     assert se.main(['proven', 'readme']) == 0
     assert se.main(['proven', 'oldest']) == 1
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'another GPU')
