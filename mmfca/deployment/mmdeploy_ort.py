@@ -87,9 +87,8 @@ def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
 
 @contextlib.contextmanager
 def _exporting(work_dir: str, *names: str):
-    """A scratch folder and the torch shims (yielded), the tracer's notes
-    silenced; ``names`` move into ``work_dir`` only if the block succeeds.
-    """
+    """A scratch folder and the torch shims (yielded); its ``names`` move
+    into ``work_dir`` if the block succeeds."""
     with tempfile.TemporaryDirectory(dir=work_dir) as scratch, \
             warnings.catch_warnings(), mmdeploy_export_shims() as shims:
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
@@ -100,8 +99,7 @@ def _exporting(work_dir: str, *names: str):
 
 
 def _exported(path: str, **info) -> Dict:
-    """``info``, the graph's ``onnx`` path, ``op_types`` and ``domains``
-    (``''``: standard ONNX)."""
+    """``info`` and the graph's ``onnx``, ``op_types``, ``domains``."""
     import onnx
     nodes = onnx.load(path).graph.node
     return dict(info, onnx=path, op_types=sorted({n.op_type for n in nodes}),
@@ -136,11 +134,9 @@ class _Features(torch.nn.Module):
 
 
 def export_features(model, task, img, deploy_cfg, work_dir: str) -> Dict:
-    """``model``'s backbone and neck into ``work_dir`` (MMDeploy's
-    ``export``, dynamic shapes), checked against PyTorch on ``img`` and two
-    resized copies (batch 2): :func:`_exported` with ``shims`` and
-    ``checks`` (``shape``, ``max_rel_error``: max|ORT - PyTorch| /
-    max|PyTorch|)."""
+    """``model``'s backbone and neck by MMDeploy's ``export``, checked on
+    ``img`` and two resized copies (batch 2): ``checks`` (``shape``,
+    ``max_rel_error`` = max|ORT - PyTorch| / max|PyTorch|)."""
     import onnxruntime as ort
     from mmdeploy.apis.onnx import export as mmdeploy_export
     module = _Features(model).eval()

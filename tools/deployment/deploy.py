@@ -36,8 +36,7 @@ from mmfca.deployment import mmdeploy_ort as ort
 from mmfca.deployment.builder import one_line
 from mmfca.deployment.mmdeploy_ort import DeployError
 
-DEPLOY_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))), 'configs', 'deploy')
+DEPLOY_DIR = osp.abspath(osp.join(__file__, '../../../configs/deploy'))
 #: The graph each --part writes.
 PARTS = {'model': ort.ONNX_FILE, 'features': ort.FEATURES_FILE}
 
@@ -73,9 +72,7 @@ def main(argv=None):
 
 def check_inputs(args):
     """Everything that needs no model, each refused in one line: ``(cfg,
-    kind, deploy_cfg, image, test images)`` (``args.deploy_cfg`` set to the
-    deploy config's path; the test set read unless --img without --eval).
-    """
+    kind, deploy_cfg, image, number of test images)``."""
     from mmengine.registry import DATASETS
 
     from mmfca.utils import load_config
