@@ -13,6 +13,7 @@ The weights are the config's initialisation (seeded).
 Run: python benchmarks/bench_deploy.py [--repeats N] [--threads N]
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -47,7 +48,9 @@ def image(height=800, width=1216, seed=0):
 
 def measure(score_thr, repeats, img, tmp):
     """One row: export at ``score_thr``, then the three contenders."""
-    from mmfca.deployment import init_model
+    from mmdeploy.apis import build_task_processor
+
+    from mmfca.deployment import init_model, masks_pasted_per_box
     from mmfca.deployment import mmdeploy_ort as ort
     cfg = Config.fromfile(CONFIG)
     cfg.model.test_cfg.rcnn.score_thr = score_thr
@@ -61,16 +64,18 @@ def measure(score_thr, repeats, img, tmp):
     print(f'exporting (score_thr {score_thr}; a minute or two)...',
           flush=True)
     exported = ort.export(cfg, deploy_cfg, ckpt, img, work)
-    task, backend = ort.build_backend(cfg, deploy_cfg, exported['onnx'])
+    task = build_task_processor(cfg, deploy_cfg, 'cpu')
+    backend = task.build_backend_model([exported['onnx']])
 
-    def mmdeploy_paste():
-        with torch.no_grad():
-            return backend.test_step(task.create_input(img, None)[0])[0]
+    def predict(model, pasting=contextlib.nullcontext):
+        """As deploy.py's comparison: MMDeploy's input, a data sample."""
+        with torch.no_grad(), pasting():
+            return model.test_step(task.create_input(img, None)[0])[0]
 
     runs = {
-        'pytorch': lambda: ort.predict(task, model, img),
-        'mmdeploy': mmdeploy_paste,
-        'mmfca': lambda: ort.predict(task, backend, img),
+        'pytorch': lambda: predict(model),
+        'mmdeploy': lambda: predict(backend),
+        'mmfca': lambda: predict(backend, masks_pasted_per_box),
     }
     found = {k: fn().pred_instances for k, fn in runs.items()}
     same = bool(torch.equal(found['mmdeploy'].masks, found['mmfca'].masks)

@@ -28,12 +28,10 @@ def one_line(err: Exception, limit: int = 300) -> str:
 
 
 def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
-    """The model of ``cfg`` on the CPU in eval mode (``cfg`` and
-    ``dataset_meta`` set), built by :data:`BUILDERS` under the config's
-    scope; ``checkpoint`` loaded strictly through
-    :func:`mmfca.utils.trusted_checkpoint` (None: the config's init,
-    without a pretrained backbone). ValueError (one line): unknown scope,
-    unreadable checkpoint, or one not fitting the model."""
+    """``cfg``'s model by its codebase's :data:`BUILDERS`, on the CPU in
+    eval mode; ``checkpoint`` loaded strictly by the trust rule (None: the
+    config's init, no pretrained backbone). ValueError (one line): unknown
+    scope, unreadable checkpoint, or one not fitting the model."""
     scope = cfg.get('default_scope')
     if scope not in BUILDERS:
         raise ValueError(f'the config\'s default_scope is {scope!r}; '
@@ -47,7 +45,7 @@ def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
         warnings.simplefilter('ignore')  # notes on the missing checkpoint
         build = getattr(importlib.import_module(module), name)
         model = revert_sync_batchnorm(build(cfg, None, device='cpu'))
-    meta = {}
+    ckpt = {}
     if checkpoint is None:
         model.init_weights()
     else:
@@ -55,9 +53,8 @@ def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
             ckpt = CheckpointLoader.load_checkpoint(
                 trusted_checkpoint(checkpoint, cfg.get('work_dir')),
                 map_location='cpu')
-            state = ckpt.get('state_dict', ckpt)
-            meta = ckpt.get('meta', {})
-            state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+            state = {re.sub(r'^module\.', '', k): v
+                     for k, v in ckpt.get('state_dict', ckpt).items()}
         except Exception as err:  # the loader's refusal, the file's own
             raise ValueError(f'cannot read checkpoint {checkpoint}: '
                              f'{one_line(err)}') from err
@@ -66,8 +63,9 @@ def init_model(cfg, checkpoint: Optional[str] = None) -> torch.nn.Module:
         except RuntimeError as err:
             raise ValueError(f'checkpoint {checkpoint} does not fit the '
                              f'config\'s model: {one_line(err)}') from err
-    if meta.get('dataset_meta'):
-        model.dataset_meta = meta['dataset_meta']
+    meta = ckpt.get('meta', {}).get('dataset_meta')
+    if meta:
+        model.dataset_meta = meta
     elif not getattr(model, 'dataset_meta', None):
         model.dataset_meta = dict(
             classes=cfg.get('metainfo', {}).get('classes', ()))

@@ -1,13 +1,13 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """A detector, classifier or segmentor to ONNX Runtime with MMDeploy's
-apis (``tools/deployment/deploy.py``); mmfca adds the checks before the
-export, the comparison with PyTorch, the backbone + neck export and
-MMDetection's mask pasting (:mod:`.mask_paste`)."""
+apis (``tools/deployment/deploy.py``): mmfca's checks before the export,
+the backbone + neck export, and the comparison with PyTorch."""
 import contextlib
 import copy
+import importlib.util
 import os
 import os.path as osp
-import shutil
+import tempfile
 import warnings
 from typing import Dict, List, Optional, Tuple
 
@@ -19,10 +19,10 @@ from .mmdeploy_shims import mmdeploy_export_shims
 
 #: The MMDeploy release the deploy configs and the shims are written for.
 MMDEPLOY_VERSION = '1.3.1'
-ONNX_FILE = 'end2end.onnx'  # and MMDeploy's SDK files beside it:
-SDK_FILES = ('deploy.json', 'pipeline.json', 'detail.json')
-#: By the model: MMDeploy codebase and graph outputs (deploy config:
-#: configs/deploy/<kind>_onnxruntime_dynamic.py).
+ONNX_FILE, FEATURES_FILE = 'end2end.onnx', 'features.onnx'
+SDK_FILES = ('deploy.json', 'pipeline.json', 'detail.json')  # MMDeploy's
+#: By the model: MMDeploy codebase (the config's default_scope) and graph
+#: outputs (deploy config: configs/deploy/<kind>_onnxruntime_dynamic.py).
 KINDS = {
     'detection': ('mmdet', ['dets', 'labels']),
     'instance-seg': ('mmdet', ['dets', 'labels', 'masks']),
@@ -42,7 +42,6 @@ class DeployError(RuntimeError):
 
 def require_mmdeploy() -> None:
     """How to install mmdeploy or onnxruntime, if missing (not imported)."""
-    import importlib.util
     for name in ('mmdeploy', 'onnxruntime'):
         if importlib.util.find_spec(name) is None:
             raise DeployError(
@@ -57,17 +56,16 @@ def model_kind(cfg) -> str:
     """One of :data:`KINDS` by ``default_scope`` (and a mask head)."""
     scope, model = cfg.get('default_scope'), cfg.get('model', {})
     if scope == 'mmdet':
-        roi_head = model.get('roi_head')
-        has_mask = model.get('mask_head') is not None or (
-            isinstance(roi_head, dict) and roi_head.get('mask_head'))
-        return 'instance-seg' if has_mask else 'detection'
-    kinds = dict(mmpretrain='classification', mmseg='segmentation')
-    if scope not in kinds:
-        raise DeployError(
-            f'the config\'s default_scope is {scope!r}; deploy.py takes '
-            f'MMDetection, MMPretrain and MMSegmentation configs '
-            f'(default_scope \'mmdet\', \'mmpretrain\' or \'mmseg\')')
-    return kinds[scope]
+        roi_head = model.get('roi_head') or {}
+        masks = model.get('mask_head') or roi_head.get('mask_head')
+        return 'instance-seg' if masks else 'detection'
+    for kind, (codebase, _) in KINDS.items():
+        if codebase == scope:
+            return kind
+    raise DeployError(
+        f'the config\'s default_scope is {scope!r}; deploy.py takes '
+        f'MMDetection, MMPretrain and MMSegmentation configs '
+        f'(default_scope \'mmdet\', \'mmpretrain\' or \'mmseg\')')
 
 
 def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
@@ -88,44 +86,39 @@ def check_deploy_config(deploy_cfg, kind: str, path: str) -> None:
 
 
 @contextlib.contextmanager
-def _exporting():
-    """The torch shims (yielded), the tracer's notes silenced."""
-    with warnings.catch_warnings(), mmdeploy_export_shims() as shims:
+def _exporting(work_dir: str, *names: str):
+    """A scratch folder and the torch shims (yielded); its ``names`` move
+    into ``work_dir`` if the block succeeds."""
+    with tempfile.TemporaryDirectory(dir=work_dir) as scratch, \
+            warnings.catch_warnings(), mmdeploy_export_shims() as shims:
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
         warnings.filterwarnings('ignore', message='Exporting aten::index')
-        yield shims
+        yield scratch, shims
+        for name in names:
+            os.replace(osp.join(scratch, name), osp.join(work_dir, name))
 
 
-def graph_ops(path: str) -> Dict:
-    """A graph's ``op_types`` and ``domains`` (``''``: standard ONNX)."""
+def _exported(path: str, **info) -> Dict:
+    """``info`` and the graph's ``onnx``, ``op_types``, ``domains``."""
     import onnx
     nodes = onnx.load(path).graph.node
-    return dict(op_types=sorted({n.op_type for n in nodes}),
+    return dict(info, onnx=path, op_types=sorted({n.op_type for n in nodes}),
                 domains=sorted({n.domain for n in nodes}))
 
 
 def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
            work_dir: str) -> Dict:
-    """MMDeploy's ``torch2onnx`` and ``export2SDK`` traced on ``img``, into
-    ``work_dir`` via ``.partial`` (a failed export leaves no graph): the
-    ``onnx`` path, ``shims`` and :func:`graph_ops`."""
+    """MMDeploy's ``torch2onnx`` (traced on ``img``) and ``export2SDK``
+    into ``work_dir``: :func:`_exported` with the ``shims`` applied."""
     from mmdeploy.apis import torch2onnx
     from mmdeploy.backend.sdk.export_info import export2SDK
-    partial = osp.join(work_dir, '.partial')
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
-    try:  # copies: export2SDK rewrites the test pipeline in place
-        with _exporting() as shims:
-            torch2onnx(img, partial, ONNX_FILE, copy.deepcopy(deploy_cfg),
-                       copy.deepcopy(model_cfg), checkpoint, 'cpu')
+    with _exporting(work_dir, ONNX_FILE, *SDK_FILES) as (scratch, shims):
+        # copies: export2SDK rewrites the test pipeline in place
+        torch2onnx(img, scratch, ONNX_FILE, copy.deepcopy(deploy_cfg),
+                   copy.deepcopy(model_cfg), checkpoint, 'cpu')
         export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg),
-                   partial, pth=checkpoint or '', device='cpu')
-        for name in SDK_FILES + (ONNX_FILE, ):
-            os.replace(osp.join(partial, name), osp.join(work_dir, name))
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    path = osp.join(work_dir, ONNX_FILE)
-    return dict(onnx=path, shims=shims, **graph_ops(path))
+                   scratch, pth=checkpoint or '', device='cpu')
+    return _exported(osp.join(work_dir, ONNX_FILE), shims=shims)
 
 
 class _Features(torch.nn.Module):
@@ -140,26 +133,26 @@ class _Features(torch.nn.Module):
         return (out, ) if isinstance(out, torch.Tensor) else tuple(out)
 
 
-def export_features(model, inputs: torch.Tensor, deploy_cfg,
-                    path: str) -> Dict:
-    """``model``'s backbone and neck to ``path`` (MMDeploy's ``export``,
-    dynamic shapes), checked on ``inputs`` and two resized copies (batch
-    2): ``onnx``, ``shims``, :func:`graph_ops`, ``checks`` (``shape``,
+def export_features(model, task, img, deploy_cfg, work_dir: str) -> Dict:
+    """``model``'s backbone and neck by MMDeploy's ``export``, checked on
+    ``img`` and two resized copies (batch 2): ``checks`` (``shape``,
     ``max_rel_error`` = max|ORT - PyTorch| / max|PyTorch|)."""
     import onnxruntime as ort
     from mmdeploy.apis.onnx import export as mmdeploy_export
     module = _Features(model).eval()
+    inputs = model.data_preprocessor(task.create_input(img, None)[0],
+                                     False)['inputs']
     with torch.no_grad():
         names = [f'out{i}' for i in range(len(module(inputs)))]
     axes = {n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names}
     axes['input'] = {0: 'batch', 2: 'height', 3: 'width'}
-    with _exporting() as shims:
+    with _exporting(work_dir, FEATURES_FILE) as (scratch, shims):
         mmdeploy_export(
-            module, inputs, path[:-5] + '.partial', 'onnxruntime',
+            module, inputs, osp.join(scratch, 'features'), 'onnxruntime',
             context_info=dict(deploy_cfg=deploy_cfg), input_names=['input'],
             output_names=names, dynamic_axes=axes,
             opset_version=deploy_cfg.onnx_config.opset_version)
-    os.replace(path[:-5] + '.partial.onnx', path)
+    path = osp.join(work_dir, FEATURES_FILE)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     (h, w), checks = inputs.shape[-2:], []
     for size in (None, (h * 3 // 4, w // 2), (h * 5 // 4, w * 5 // 4 + 7)):
@@ -171,28 +164,30 @@ def export_features(model, inputs: torch.Tensor, deploy_cfg,
         err = max(float(np.abs(g - r).max() / max(np.abs(r).max(), 1e-12))
                   for g, r in zip(got, ref))
         checks.append(dict(shape=list(x.shape), max_rel_error=err))
-    return dict(onnx=path, shims=shims, checks=checks, **graph_ops(path))
+    return _exported(path, shims=shims, checks=checks)
 
 
-def build_backend(model_cfg, deploy_cfg, onnx_file: str):
-    """MMDeploy's task processor and its ONNX Runtime ``End2EndModel``."""
-    from mmdeploy.apis import build_task_processor
-    task = build_task_processor(model_cfg, deploy_cfg, 'cpu')
-    return task, task.build_backend_model([onnx_file],
-                                          task.update_data_preprocessor)
+def export_lines(exported: Dict) -> List[str]:
+    """What :func:`export` or :func:`export_features` did, for a summary."""
+    ops = ('standard ONNX only' if exported['domains'] == [''] else
+           f'domains {exported["domains"]}')
+    sdk = '' if 'checks' in exported else (
+        f' and {", ".join(SDK_FILES)} beside it')
+    return [f'wrote {exported["onnx"]}{sdk}; operators: {ops} '
+            f'({len(exported["op_types"])} types); torch shims: '
+            f'{", ".join(exported["shims"]) or "none"}'] + [
+                f'ONNX Runtime vs PyTorch at input {c["shape"]}: largest '
+                f'relative difference {c["max_rel_error"]:.1e}'
+                for c in exported.get('checks', [])]
 
 
-def predict(task, model, img):
-    """``model``'s data sample for ``img`` as MMDeploy prepares it."""
+def compare(kind: str, task, pytorch, backend, img) -> Tuple[Dict, str]:
+    """How the ONNX Runtime ``backend``'s data sample for ``img`` differs
+    from PyTorch's, and a line saying so."""
     data, _ = task.create_input(img, None)
     with torch.no_grad(), masks_pasted_per_box():
-        return model.test_step(data)[0]
-
-
-def compare(kind: str, reference, candidate) -> Tuple[Dict, str]:
-    """How ONNX Runtime's data sample differs from PyTorch's, and a line
-    saying so: :func:`match_detections`, classifier scores, pixel labels.
-    """
+        reference, candidate = (model.test_step(data)[0]
+                                for model in (pytorch, backend))
     if kind == 'classification':
         ref, got = reference.pred_score, candidate.pred_score
         c = dict(max_score_diff=float((ref - got).abs().max()),
@@ -221,36 +216,32 @@ def compare(kind: str, reference, candidate) -> Tuple[Dict, str]:
 
 def match_detections(reference, candidate, score_thr: float = SCORE_THR,
                      iou_thr: float = IOU_THR) -> Dict:
-    """Pair each ``reference`` detection scoring >= ``score_thr``, by score,
-    with the unused ``candidate`` one of its label overlapping it most, if
-    IoU > ``iou_thr``: ``compared``, ``matched``, and over the pairs
-    ``min_iou``, ``max_box_diff`` (px), ``max_score_diff``, with masks
-    ``min_mask_iou`` (None without pairs)."""
+    """Each ``reference`` detection scoring >= ``score_thr`` (by score)
+    paired with the free ``candidate`` one of its label overlapping it
+    most, if IoU > ``iou_thr``: counts, and the pairs' ``min_iou``,
+    ``max_box_diff`` (px), ``max_score_diff``, ``min_mask_iou``."""
     from mmdet.structures.bbox import bbox_overlaps
     ref = reference[reference.scores >= score_thr]
     ref = ref[ref.scores.argsort(descending=True)]
     ious = bbox_overlaps(ref.bboxes.float(), candidate.bboxes.float())
-    same = ref.labels[:, None] == candidate.labels[None, :]
-    ious = torch.where(same, ious, ious.new_full((), -1.))
-    pairs = []
+    ious[ref.labels[:, None] != candidate.labels[None, :]] = -1
+    pairs = []  # (IoU, reference index, candidate index)
     for i in range(len(ref) if ious.shape[1] else 0):
-        j = int(ious[i].argmax())
-        if ious[i, j] > iou_thr:
-            pairs.append((i, j))
+        iou, j = ious[i].max(0)
+        if iou > iou_thr:
+            pairs.append((float(iou), i, int(j)))
             ious[:, j] = -1
     has_masks = 'masks' in ref and 'masks' in candidate
     report = dict(compared=len(ref), matched=len(pairs), **dict.fromkeys(
         ['min_iou', 'max_box_diff', 'max_score_diff'] +
-        ['min_mask_iou'] * has_masks))
+        ['min_mask_iou'] * has_masks))  # None without pairs
     if not pairs:
         return report
-    i, j = (torch.tensor(idx) for idx in zip(*pairs))
-    a, b = ref[i], candidate[j]
-    report.update(
-        min_iou=float(bbox_overlaps(a.bboxes.float(), b.bboxes.float(),
-                                    is_aligned=True).min()),
-        max_box_diff=float((a.bboxes - b.bboxes).abs().max()),
-        max_score_diff=float((a.scores - b.scores).abs().max()))
+    iou, i, j = zip(*pairs)
+    a, b = ref[torch.tensor(i)], candidate[torch.tensor(j)]
+    report.update(min_iou=min(iou),
+                  max_box_diff=float((a.bboxes - b.bboxes).abs().max()),
+                  max_score_diff=float((a.scores - b.scores).abs().max()))
     if has_masks:
         inter = (a.masks & b.masks).flatten(1).sum(1).float()
         union = (a.masks | b.masks).flatten(1).sum(1).float()
@@ -260,14 +251,14 @@ def match_detections(reference, candidate, score_thr: float = SCORE_THR,
 
 
 def evaluate(cfg, checkpoint: str, task, backend, work_dir: str) -> Dict:
-    """The config's test set evaluated for ONNX Runtime (MMDeploy's test
-    runner) and PyTorch (as tools/test.py), in ``work_dir/eval_<name>``."""
-    from mmfca.utils import build_runner, trusted_checkpoint
+    """The test set's metrics of ONNX Runtime (MMDeploy's test runner) and
+    PyTorch (as tools/test.py), in ``work_dir/eval_<name>``."""
+    from mmfca.utils import build_runner
     with masks_pasted_per_box():
         onnx = task.build_test_runner(
             backend, osp.join(work_dir, 'eval_onnxruntime')).test()
     cfg = cfg.copy()
-    cfg.load_from = trusted_checkpoint(checkpoint, cfg.get('work_dir'))
+    cfg.load_from = checkpoint
     cfg.work_dir = osp.join(work_dir, 'eval_pytorch')
     # a visualizer of its own (the config's is a process-wide instance)
     cfg.visualizer.name = f'mmfca-deploy-pytorch@{work_dir}'

@@ -15,8 +15,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import torch
 
-#: The torch release from which each shim is applied.
-SHIMS = {'dynamo_false_by_default': (2, 9), 'cast_long_symbolic': (2, 9)}
+#: The shims, applied from torch :data:`SINCE` on.
+SHIMS, SINCE = ('dynamo_false_by_default', 'cast_long_symbolic'), (2, 9)
 
 
 def torch_release(version: Optional[str] = None) -> Tuple[int, ...]:
@@ -27,8 +27,7 @@ def torch_release(version: Optional[str] = None) -> Tuple[int, ...]:
 
 def needed_shims(version: Optional[str] = None) -> List[str]:
     """The shims that torch ``version`` (default: this one) needs."""
-    return [name for name, since in SHIMS.items()
-            if torch_release(version) >= since]
+    return list(SHIMS) if torch_release(version) >= SINCE else []
 
 
 def _cast_long(g, input, non_blocking):
@@ -41,18 +40,16 @@ def mmdeploy_export_shims(version: Optional[str] = None) -> Iterator[list]:
     """The shims torch ``version`` (default: this one) needs, applied inside
     the ``with`` block (their names yielded), torch restored after it."""
     import torch.onnx.symbolic_opset9 as opset9
-    export, applied = torch.onnx.export, []
+    export, applied = torch.onnx.export, needed_shims(version)
+    if hasattr(opset9, '_cast_Long') and 'cast_long_symbolic' in applied:
+        applied.remove('cast_long_symbolic')  # this torch still has it
     try:
-        for name in needed_shims(version):
-            if name == 'dynamo_false_by_default':
-                torch.onnx.export = functools.wraps(export)(
-                    lambda *args, dynamo=False, **kwargs: export(
-                        *args, dynamo=dynamo, **kwargs))
-            elif not hasattr(opset9, '_cast_Long'):
-                opset9._cast_Long = _cast_long
-            else:
-                continue
-            applied.append(name)
+        if 'dynamo_false_by_default' in applied:
+            torch.onnx.export = functools.wraps(export)(
+                lambda *args, dynamo=False, **kwargs: export(
+                    *args, dynamo=dynamo, **kwargs))
+        if 'cast_long_symbolic' in applied:
+            opset9._cast_Long = _cast_long
         yield applied
     finally:
         torch.onnx.export = export

@@ -194,12 +194,14 @@ def test_graph_runs_without_mmdeploys_custom_op_library(deployed):
     """A plain onnxruntime session (no custom op library registered) gives
     what MMDeploy's backend model (which registers its library) gets."""
     import onnxruntime as ort
+    from mmdeploy.apis import build_task_processor
     from mmengine.config import Config
     cfg = Config.fromfile(deployed['config'])
     deploy_cfg = Config.fromfile(osp.join(
         REPO, 'configs/deploy/instance-seg_onnxruntime_dynamic.py'))
     onnx_file = osp.join(deployed['work_dir'], 'end2end.onnx')
-    task, backend = mmdeploy_ort.build_backend(cfg, deploy_cfg, onnx_file)
+    task = build_task_processor(cfg, deploy_cfg, 'cpu')
+    backend = task.build_backend_model([onnx_file])
     img = osp.join(deployed['data'], 'val2017', '000000000001.jpg')
     data, _ = task.create_input(img, None)
     inputs = backend.data_preprocessor(data, False)['inputs']

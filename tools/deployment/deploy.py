@@ -21,13 +21,13 @@ output goes to DIR/deploy.log. An existing DIR/end2end.onnx is kept unless
 import argparse
 import contextlib
 import io
-import json
 import os
 import os.path as osp
 import sys
 import time
 import traceback
 
+import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
@@ -36,10 +36,9 @@ from mmfca.deployment import mmdeploy_ort as ort
 from mmfca.deployment.builder import one_line
 from mmfca.deployment.mmdeploy_ort import DeployError
 
-DEPLOY_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))), 'configs', 'deploy')
+DEPLOY_DIR = osp.abspath(osp.join(__file__, '../../../configs/deploy'))
 #: The graph each --part writes.
-PARTS = {'model': ort.ONNX_FILE, 'features': 'features.onnx'}
+PARTS = {'model': ort.ONNX_FILE, 'features': ort.FEATURES_FILE}
 
 
 def parse_args(argv=None):
@@ -65,16 +64,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
     try:
-        return run(args)
+        return run(parse_args(argv))
     except DeployError as err:
         raise SystemExit(f'deploy.py: error: {err}')
 
 
 def check_inputs(args):
     """Everything that needs no model, each refused in one line: ``(cfg,
-    kind, deploy path, deploy_cfg, test images or None)``."""
+    kind, deploy_cfg, image, number of test images)``."""
     from mmengine.registry import DATASETS
 
     from mmfca.utils import load_config
@@ -84,39 +82,37 @@ def check_inputs(args):
     except FileNotFoundError as err:
         raise DeployError(str(err))
     kind = ort.model_kind(cfg)
-    deploy_path = args.deploy_cfg or osp.join(
+    args.deploy_cfg = args.deploy_cfg or osp.join(
         DEPLOY_DIR, f'{kind}_onnxruntime_dynamic.py')
-    if not osp.isfile(deploy_path):
-        raise DeployError(f'deploy config {deploy_path} not found; configs/'
-                          f'deploy/ has {sorted(os.listdir(DEPLOY_DIR))}')
-    deploy_cfg = Config.fromfile(deploy_path)
-    ort.check_deploy_config(deploy_cfg, kind, deploy_path)
+    if not osp.isfile(args.deploy_cfg):
+        raise DeployError(f'deploy config {args.deploy_cfg} not found; '
+                          f'configs/deploy/ has '
+                          f'{sorted(os.listdir(DEPLOY_DIR))}')
+    deploy_cfg = Config.fromfile(args.deploy_cfg)
+    ort.check_deploy_config(deploy_cfg, kind, args.deploy_cfg)
     if args.opset is not None:
         deploy_cfg.onnx_config.opset_version = args.opset
-    if not osp.isfile(args.checkpoint):
-        raise DeployError(f'checkpoint {args.checkpoint} not found')
+    for what, path in (('checkpoint', args.checkpoint), ('image', args.img)):
+        if path and not osp.isfile(path):
+            raise DeployError(f'{what} {path} not found')
     onnx_file = osp.join(args.work_dir, PARTS[args.part])
     if osp.exists(onnx_file) and not args.force:
         raise DeployError(f'{onnx_file} exists; pass --force to overwrite '
                           f'it or --work-dir for another folder')
-    if args.img and not osp.isfile(args.img):
-        raise DeployError(f'image {args.img} not found')
     if args.img and not args.eval:
-        return cfg, kind, deploy_path, deploy_cfg, None
-    dataset_cfg = dict(cfg.test_dataloader.dataset, lazy_init=True)
+        return cfg, kind, deploy_cfg, args.img, 0
     try:  # pycocotools prints
         with contextlib.redirect_stdout(io.StringIO()), \
                 DefaultScope.overwrite_default_scope(cfg.default_scope):
-            dataset = DATASETS.build(dataset_cfg)
-            dataset.full_init()
+            dataset = DATASETS.build(cfg.test_dataloader.dataset)
     except OSError as err:
         raise DeployError(f'the config\'s test set cannot be read '
                           f'({one_line(err)}); pass --img IMAGE to deploy '
                           f'without it')
     if not len(dataset):
         raise DeployError('the config\'s test set is empty; pass --img IMAGE')
-    return cfg, kind, deploy_path, deploy_cfg, [
-        dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    img = args.img or dataset.get_data_info(0)['img_path']
+    return cfg, kind, deploy_cfg, img, len(dataset)
 
 
 class _Log(io.TextIOBase):
@@ -135,8 +131,10 @@ LOG = _Log()
 
 
 def run(args):
+    """:func:`deploy` with the libraries' output in DIR/deploy.log; the
+    report into DIR/deploy_check.json, the summary printed."""
     from mmengine.logging import MMLogger
-    cfg, kind, deploy_path, deploy_cfg, images = check_inputs(args)
+    cfg, kind, deploy_cfg, img, num_test = check_inputs(args)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path, console = osp.join(args.work_dir, 'deploy.log'), sys.stdout
 
@@ -144,51 +142,45 @@ def run(args):
         for stream in (LOG, console):
             print(f'[deploy] {line}', file=stream, flush=True)
 
-    with open(log_path, 'w') as LOG.file:
-        say(f'{kind} {args.part} to ONNX Runtime; the libraries\' output is '
-            f'in {log_path}')
-        # prints and loggers made here (MMDeploy's, a current mmengine one)
-        # into the log; the caller's scope restored (MMDeploy sets one)
-        try:
-            with contextlib.redirect_stdout(LOG), \
-                    contextlib.redirect_stderr(LOG), \
-                    DefaultScope.overwrite_default_scope(cfg.default_scope):
-                MMLogger.get_instance(f'mmfca-deploy-{time.time()}',
-                                      logger_name='mmfca-deploy')
-                report, lines = deploy(args, cfg, kind, deploy_path,
-                                       deploy_cfg, images, say)
-        finally:
-            LOG.file = None
-    with open(osp.join(args.work_dir, 'deploy_check.json'), 'w') as f:
-        json.dump(report, f, indent=1, default=float)
+    # prints and loggers made here (MMDeploy's, a current mmengine one) into
+    # the log; the caller's scope restored (MMDeploy sets one)
+    try:
+        with open(log_path, 'w') as LOG.file, contextlib.redirect_stdout(
+                LOG), contextlib.redirect_stderr(LOG), \
+                DefaultScope.overwrite_default_scope(cfg.default_scope):
+            say(f'{kind} {args.part} to ONNX Runtime; the libraries\' '
+                f'output is in {log_path}')
+            MMLogger.get_instance(f'mmfca-deploy-{time.time()}',
+                                  logger_name='mmfca-deploy')
+            report, lines = deploy(args, cfg, kind, deploy_cfg, img,
+                                   num_test, say)
+    finally:
+        LOG.file = None
+    mmengine.dump(report, osp.join(args.work_dir, 'deploy_check.json'),
+                  indent=1)
     print('\n[deploy] summary\n' + '\n'.join('  ' + line for line in lines))
     return report
 
 
-def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
+def deploy(args, cfg, kind, deploy_cfg, img, num_test, say):
     """Export, compare, ``--eval``: the report and the summary's lines."""
+    from mmdeploy.apis import build_task_processor
+
     from mmfca.utils import trusted_checkpoint
-    img = args.img or images[0]
     try:  # checked in full (MMDeploy loads another model's with a warning)
         pytorch = init_model(cfg, args.checkpoint)
     except ValueError as err:
         raise DeployError(str(err))
+    ckpt = trusted_checkpoint(args.checkpoint, cfg.get('work_dir'))
+    task = build_task_processor(cfg, deploy_cfg, 'cpu')
     opset = deploy_cfg.onnx_config.opset_version
-    say(f'exporting with MMDeploy ({deploy_path}, opset {opset})')
+    say(f'exporting with MMDeploy ({args.deploy_cfg}, opset {opset})')
     try:
         if args.part == 'features':
-            from mmdeploy.apis import build_task_processor
-            task = build_task_processor(cfg, deploy_cfg, 'cpu')
-            inputs = pytorch.data_preprocessor(
-                task.create_input(img, None)[0], False)['inputs']
-            exported = ort.export_features(
-                pytorch, inputs, deploy_cfg,
-                osp.join(args.work_dir, PARTS['features']))
+            exported = ort.export_features(pytorch, task, img, deploy_cfg,
+                                           args.work_dir)
         else:
-            exported = ort.export(
-                cfg, deploy_cfg,
-                trusted_checkpoint(args.checkpoint, cfg.get('work_dir')),
-                img, args.work_dir)
+            exported = ort.export(cfg, deploy_cfg, ckpt, img, args.work_dir)
     except Exception as err:  # a model or operator MMDeploy cannot take
         LOG.write(traceback.format_exc())
         raise DeployError(
@@ -196,30 +188,19 @@ def deploy(args, cfg, kind, deploy_path, deploy_cfg, images, say):
             f'({type(err).__name__}: {one_line(err, 200)}); the traceback '
             f'is in {osp.join(args.work_dir, "deploy.log")}') from err
     report = dict(config=args.config, checkpoint=args.checkpoint, img=img,
-                  deploy_cfg=deploy_path, opset=opset, export=exported)
-    ops = ('standard ONNX only' if exported['domains'] == [''] else
-           f'domains {exported["domains"]}')
-    sdk = f' and {", ".join(ort.SDK_FILES)} beside it' * (args.part ==
-                                                          'model')
-    lines = [f'wrote {exported["onnx"]}{sdk}; operators: {ops} '
-             f'({len(exported["op_types"])} types); torch shims: '
-             f'{", ".join(exported["shims"]) or "none"}']
+                  deploy_cfg=args.deploy_cfg, opset=opset, export=exported)
+    lines = ort.export_lines(exported)
     if args.part == 'features':
-        return report, lines + [
-            f'ONNX Runtime vs PyTorch at input {c["shape"]}: largest '
-            f'relative difference {c["max_rel_error"]:.1e}'
-            for c in exported['checks']]
+        return report, lines
     say(f'ONNX Runtime and PyTorch on {img}')
-    task, backend = ort.build_backend(cfg, deploy_cfg, exported['onnx'])
-    report['compared'], text = ort.compare(kind, ort.predict(
-        task, pytorch, img), ort.predict(task, backend, img))
+    backend = task.build_backend_model([exported['onnx']])
+    report['compared'], text = ort.compare(kind, task, pytorch, backend, img)
     lines.append(f'ONNX Runtime vs PyTorch on {img}: {text}')
     if args.eval:
-        say(f'evaluating ONNX Runtime and PyTorch on the {len(images)} '
-            f'test images (MMDeploy\'s test runner, mmengine\'s)')
-        report['eval'] = ort.evaluate(cfg, args.checkpoint, task, backend,
-                                      args.work_dir)
-        lines.append(f'evaluation on the config\'s test set ({len(images)} '
+        say(f'evaluating ONNX Runtime and PyTorch on the {num_test} test '
+            f'images (MMDeploy\'s test runner, mmengine\'s)')
+        report['eval'] = ort.evaluate(cfg, ckpt, task, backend, args.work_dir)
+        lines.append(f'evaluation on the config\'s test set ({num_test} '
                      f'images):')
         lines += ['  ' + line for line in ort.metrics_lines(
             report['eval']['onnxruntime'], report['eval']['pytorch'])]
