@@ -9,7 +9,7 @@ detection; MMDetection's ``FCNMaskHead`` over its box only
 the whole-image sample stays below 0.5: the binary masks are the same, the
 pasting far cheaper (benchmarks/RESULTS.md, deployment).
 """
-from unittest import mock
+import contextlib
 
 import torch
 
@@ -33,10 +33,15 @@ def paste_masks_per_box(det_bboxes, det_masks, img_w: int, img_h: int,
     return out
 
 
+@contextlib.contextmanager
 def masks_pasted_per_box():
     """MMDeploy's mmdet backend models paste with
     :func:`paste_masks_per_box` inside the ``with`` block."""
     from mmdeploy.codebase.mmdet.deploy.object_detection_model import \
         End2EndModel
-    return mock.patch.object(End2EndModel, 'postprocessing_masks',
-                             staticmethod(paste_masks_per_box))
+    own = End2EndModel.__dict__['postprocessing_masks']
+    End2EndModel.postprocessing_masks = staticmethod(paste_masks_per_box)
+    try:
+        yield
+    finally:
+        End2EndModel.postprocessing_masks = own
