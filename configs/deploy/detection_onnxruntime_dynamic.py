@@ -1,8 +1,9 @@
 # MMDeploy deploy config: an MMDetection detector (boxes) to ONNX Runtime,
 # dynamic batch, height and width, opset 16. Used by
-# tools/deployment/deploy.py (docs/deployment.md); self-contained (the
-# mmdeploy package ships no configs). Same keys as MMDeploy's
-# configs/mmdet/detection/detection_onnxruntime_dynamic.py; what differs:
+# tools/deployment/deploy.py (docs/deployment.md); what every deploy config
+# shares is in _base_/ (the mmdeploy package ships no configs). Same keys as
+# MMDeploy's configs/mmdet/detection/detection_onnxruntime_dynamic.py; what
+# differs:
 #
 # - opset 16 (MMDeploy: 11): ONNX's RoiAlign gained
 #   coordinate_transformation_mode in opset 16, so mmcv's aligned RoIAlign
@@ -19,20 +20,12 @@
 #   R-CNN's max_per_img, which MMDeploy takes), never per class. What
 #   remains different: MMDeploy runs one NMS over the proposals of all FPN
 #   levels, MMDetection one per level (docs/deployment.md);
-# - optimize=False: MMDeploy's graph optimiser is a compiled extension the
-#   pip wheel does not include (it would only warn).
+# - optimize=False (_base_/onnxruntime_dynamic.py).
+_base_ = ['./_base_/onnxruntime_dynamic.py']
+
 onnx_config = dict(
-    type='onnx',
-    export_params=True,
-    keep_initializers_as_inputs=False,
-    opset_version=16,
-    save_file='end2end.onnx',
-    input_names=['input'],
     output_names=['dets', 'labels'],
-    input_shape=None,
-    optimize=False,
     dynamic_axes={
-        'input': {0: 'batch', 2: 'height', 3: 'width'},
         'dets': {0: 'batch', 1: 'num_dets'},
         'labels': {0: 'batch', 1: 'num_dets'},
     })
@@ -48,4 +41,3 @@ codebase_config = dict(
         pre_top_k=-1,
         keep_top_k=100,
         background_label_id=-1))
-backend_config = dict(type='onnxruntime')

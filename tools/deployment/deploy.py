@@ -85,9 +85,9 @@ def check_inputs(args):
     args.deploy_cfg = args.deploy_cfg or osp.join(
         DEPLOY_DIR, f'{kind}_onnxruntime_dynamic.py')
     if not osp.isfile(args.deploy_cfg):
+        shipped = sorted(f for f in os.listdir(DEPLOY_DIR) if f[-3:] == '.py')
         raise DeployError(f'deploy config {args.deploy_cfg} not found; '
-                          f'configs/deploy/ has '
-                          f'{sorted(os.listdir(DEPLOY_DIR))}')
+                          f'configs/deploy/ has {shipped}')
     deploy_cfg = Config.fromfile(args.deploy_cfg)
     ort.check_deploy_config(deploy_cfg, kind, args.deploy_cfg)
     if args.opset is not None:
