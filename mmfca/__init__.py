@@ -15,9 +15,9 @@ MMSegmentation configs all build from:
 
 and in MMDetection's own registries (MMDetection configs only):
 ``MODELS``: ``MatmulRoIExtractor``; ``TRANSFORMS``: ``OrientationPad``.
-(tests/models/test_registry.py holds the same list.) It also makes mmengine load
-every checkpoint that is not the run's own with ``weights_only=True`` on
-any torch version (:mod:`mmfca.utils.checkpoint`).
+(tests/models/test_registry.py holds the same list.) It also makes mmengine
+load every checkpoint that is not the run's own with ``weights_only=True``
+on any torch version (:mod:`mmfca.utils.checkpoint`).
 """
 from . import datasets, engine, models  # noqa: F401
 from .utils import checkpoint  # noqa: F401  (registers the safe loaders)

@@ -153,7 +153,8 @@ def _safe_pickle_module():
 
 def load_weights_only(path, map_location=None, scoped=None):
     """mmengine's loader of local paths: a checkpoint's tensors, plain data
-    and training state; raise :class:`NotACheckpointError` or :class:`UnsafeCheckpointError`.
+    and training state; raise :class:`NotACheckpointError` or
+    :class:`UnsafeCheckpointError`.
 
     Args:
         path (str): Checkpoint file.

@@ -112,7 +112,8 @@ def test_shipped_configs_load_the_converted_release(released, tmp_path):
 def test_detector_round_trip_keeps_every_backbone_tensor(released, tmp_path):
     depth, release, _ = released
     state = {f'backbone.{k}': v.clone()
-             for k, v in release.state_dict().items() if not k.startswith('fc.')}
+             for k, v in release.state_dict().items()
+             if not k.startswith('fc.')}
     state['neck.lateral_convs.0.conv.weight'] = torch.randn(256, 64, 1, 1)
     state['roi_head.bbox_head.fc_cls.weight'] = torch.randn(81, 1024)
     src = tmp_path / 'mask_rcnn_fca.pth'

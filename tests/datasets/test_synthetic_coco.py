@@ -127,6 +127,7 @@ def test_mmdet_trains_on_the_visible_instances_only(tmp_path):
     register_all_modules(init_default_scope=False)
     make_synthetic_coco(str(tmp_path), 12, 1, seed=2, img_size=(96, 96),
                         ignore_visible_below=0.3)
+
     def current_scope():  # mmengine restores a copy: compare the names
         scope = DefaultScope.get_current_instance()
         return scope and (scope.instance_name, scope.scope_name)

@@ -259,7 +259,8 @@ def test_fixed_dct_filter_gets_no_gradient_and_backbone_switches():
     assert len(atts) == 8 and not any(
         a.dct_layer.weight.requires_grad for a in atts)
     model = FcaNet(18, learnable_filter=True, filter_init='random')
-    atts = [m for m in model.modules() if isinstance(m, MultiSpectralAttention)]
+    atts = [m for m in model.modules()
+            if isinstance(m, MultiSpectralAttention)]
     assert len(atts) == 8 and all(
         isinstance(a.dct_layer.weight, torch.nn.Parameter) for a in atts)
     with pytest.raises(ValueError, match="filter_init 'gauss'"):

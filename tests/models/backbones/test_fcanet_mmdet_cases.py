@@ -92,7 +92,6 @@ def test_basic_block_plugins_as_in_mmdets_bottleneck():
         FcaBasicBlock(64, 64, plugins=plugins)
 
 
-
 @pytest.mark.parametrize('plugins,names', [
     # 1 GeneralizedAttention after conv1, 1 NonLocal2D after conv1,
     # 1 ContextBlock after conv2

@@ -67,7 +67,8 @@ def test_matrix_rows_are_bin_averages():
 def test_other_cases_run_mmcv(kwargs):
     feats = torch.randn(2, 4, 12, 12)
     rois = _rois(10, 2, 96, seed=3)
-    ref_kwargs = {k: v for k, v in kwargs.items() if k != 'max_matrix_elements'}
+    ref_kwargs = {k: v for k, v in kwargs.items()
+                  if k != 'max_matrix_elements'}
     torch.testing.assert_close(
         MatmulRoIAlign(7, 1 / 8, **kwargs)(feats, rois),
         RoIAlign(7, 1 / 8, **ref_kwargs)(feats, rois), rtol=0, atol=0)
