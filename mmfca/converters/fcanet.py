@@ -23,7 +23,7 @@ import torch
 from mmfca.models.backbones.fcanet import FcaNet
 from mmfca.utils.checkpoint import (NotACheckpointError,
                                     UnsafeCheckpointError, describe_file,
-                                    load_weights_only)
+                                    load_from_weights_only)
 from mmfca.version import __version__
 
 KINDS = ('imagenet', 'detector')
@@ -50,7 +50,7 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         path (str): File to read.
         trust (bool): Fully unpickle it (only for files you trust; MMDet 2.x
             checkpoints may hold non-tensor objects). Defaults to False
-            (:func:`mmfca.utils.checkpoint.load_weights_only`: tensors,
+            (:func:`mmfca.utils.checkpoint.load_from_weights_only`: tensors,
             plain data and mmengine's training state).
 
     Returns:
@@ -77,7 +77,7 @@ def read_checkpoint(path: str, trust: bool = False) -> dict:
         if trust:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         else:
-            obj = load_weights_only(path, map_location='cpu')
+            obj = load_from_weights_only(path, map_location='cpu')
     except NotACheckpointError as err:
         raise not_a_checkpoint(err.what) from None
     except UnsafeCheckpointError as err:

@@ -4,8 +4,9 @@
 A checkpoint inside the run's own ``work_dir`` (:func:`trusted_checkpoint`,
 :func:`resolve_resume`) is fully unpickled. Every other path or URL that
 mmengine's ``CheckpointLoader`` loads (``load_from``, ``init_cfg``
-Pretrained, ``open-mmlab://``, ...) goes through :func:`load_weights_only`:
-tensors, plain data and :data:`TRAINING_STATE`, never code from the file.
+Pretrained, ``open-mmlab://``, ...) goes through
+:func:`load_from_weights_only`: tensors, plain data and
+:data:`TRAINING_STATE`, never code from the file.
 """
 import _compat_pickle
 import codecs
@@ -95,7 +96,7 @@ def describe_file(path: str) -> Optional[str]:
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds more than :func:`load_weights_only` loads.
+    """A checkpoint holds more than :func:`load_from_weights_only` loads.
 
     Args:
         path (str): The checkpoint.
@@ -151,7 +152,7 @@ def _safe_pickle_module():
     return module
 
 
-def load_weights_only(path, map_location=None, scoped=None):
+def load_from_weights_only(path, map_location=None, scoped=None):
     """mmengine's loader of local paths: a checkpoint's tensors, plain data
     and training state; raise :class:`NotACheckpointError` or
     :class:`UnsafeCheckpointError`.
@@ -193,18 +194,19 @@ def load_url_weights_only(url, model_dir=None, map_location=None,
     """mmengine's ``load_url`` (behind ``http(s)://``, ``open-mmlab://``,
     ``torchvision://``, ``mmcls://``; rank 0 first): download into
     ``model_dir`` (default ``$TORCH_HOME/hub/checkpoints``) unless cached
-    there, then :func:`load_weights_only`. ``kwargs``: torch's hub options
-    mmengine does not pass."""
+    there, then :func:`load_from_weights_only`. ``kwargs``: torch's hub
+    options mmengine does not pass."""
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     path = osp.join(model_dir, osp.basename(urlparse(url).path))
     if not osp.exists(path):
         os.makedirs(model_dir, exist_ok=True)
         torch.hub.download_url_to_file(url, path, progress=progress)
-    return load_weights_only(path, map_location)
+    return load_from_weights_only(path, map_location)
 
 
-CheckpointLoader.register_scheme(prefixes='', loader=load_weights_only,
-                                 force=True)
+# named load_from_*: mmengine logs "Loads checkpoint by weights_only backend"
+CheckpointLoader.register_scheme(
+    prefixes='', loader=load_from_weights_only, force=True)
 mmengine_checkpoint.load_url = load_url_weights_only
 
 

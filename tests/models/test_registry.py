@@ -99,6 +99,6 @@ def test_checkpoint_schemes_are_mmfcas():
             for prefix, loader in CheckpointLoader._schemes.items()
             if loader.__module__ == checkpoint.__name__}
     assert ours == {
-        '': 'load_weights_only',
+        '': 'load_from_weights_only',
         checkpoint.TRUSTED_SCHEME: 'load_from_trusted_work_dir'
     }

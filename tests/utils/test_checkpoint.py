@@ -15,7 +15,8 @@ from mmfca.converters import ConversionError, convert_file
 from mmfca.models import FcaNet
 from mmfca.utils import TRUSTED_SCHEME, resolve_resume, trusted_checkpoint
 from mmfca.utils.checkpoint import (SCOPED_SAFE_GLOBALS, NotACheckpointError,
-                                    UnsafeCheckpointError, load_weights_only)
+                                    UnsafeCheckpointError,
+                                    load_from_weights_only)
 
 
 def foreign_checkpoint(path):
@@ -192,7 +193,7 @@ def test_converted_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
     assert ckpt['meta']['arch'] == 'FcaNet-18'
 
 
-#: Both ways of load_weights_only: torch's weights_only unpickler with
+#: Both ways of load_from_weights_only: torch's weights_only unpickler with
 #: scoped safe globals (torch >= 2.6) and the restricted Unpickler (the way
 #: of torch < 2.6, which runs everywhere).
 needs_scoped = pytest.mark.skipif(
@@ -229,7 +230,7 @@ def test_training_state_loads_without_foreign_objects(scoped, tmp_path):
     # loader adds
     with pytest.raises(Exception, match='HistoryBuffer|Unsupported'):
         torch.load(path, weights_only=True)
-    ckpt = load_weights_only(path, scoped=scoped)
+    ckpt = load_from_weights_only(path, scoped=scoped)
     for k, v in state.items():
         assert torch.equal(ckpt['state_dict'][k], v)
     loss = ckpt['message_hub']['log_scalars']['train/loss']
@@ -252,14 +253,14 @@ def test_legacy_format_loads_and_is_refused_alike(scoped, tmp_path):
     legacy = str(tmp_path / 'legacy.pth')
     torch.save(torch.load(path, weights_only=False), legacy,
                _use_new_zipfile_serialization=False)
-    ckpt = load_weights_only(legacy, scoped=scoped)
+    ckpt = load_from_weights_only(legacy, scoped=scoped)
     loss = ckpt['message_hub']['log_scalars']['train/loss']
     assert loss.data[0].tolist() == [2.5, 1.25, 0.75]
     foreign = str(tmp_path / 'foreign.pth')
     torch.save({'w': torch.ones(1), 'meta': argparse.Namespace(a=1)},
                foreign, _use_new_zipfile_serialization=False)
     with pytest.raises(UnsafeCheckpointError) as err:
-        load_weights_only(foreign, scoped=scoped)
+        load_from_weights_only(foreign, scoped=scoped)
     assert_mmfca_refusal(str(err.value), foreign, 'argparse.Namespace')
     # cut short: named as damaged, not refused as holding something else
     cut = str(tmp_path / 'cut.pth')
@@ -268,7 +269,7 @@ def test_legacy_format_loads_and_is_refused_alike(scoped, tmp_path):
     with pytest.raises(NotACheckpointError, match=f'{cut} is not a '
                        'checkpoint: it is a truncated or damaged file in '
                        "torch.save's legacy format"):
-        load_weights_only(cut, scoped=scoped)
+        load_from_weights_only(cut, scoped=scoped)
 
 
 class Payload:
@@ -289,7 +290,7 @@ def test_code_in_a_checkpoint_is_never_run(scoped, tmp_path):
     torch.save({'state_dict': {'w': torch.ones(1)},
                 'meta': Payload(os.system, f'touch {marker}')}, path)
     with pytest.raises(UnsafeCheckpointError) as err:
-        load_weights_only(path, scoped=scoped)
+        load_from_weights_only(path, scoped=scoped)
     assert_mmfca_refusal(str(err.value), path,
                          f'{os.system.__module__}.system')
     assert not marker.exists()
@@ -305,12 +306,13 @@ def test_getattr_reaches_only_history_buffer_statistics(scoped, tmp_path):
         torch.save({'w': torch.ones(1), 'f': Payload(getattr, owner, name)},
                    path)
         with pytest.raises(UnsafeCheckpointError) as err:
-            load_weights_only(path, scoped=scoped)
+            load_from_weights_only(path, scoped=scoped)
         assert (f'getattr({owner.__name__}, {name!r}) is not allowed'
                 in str(err.value))
     path = str(tmp_path / 'mean.pth')
     torch.save({'f': Payload(getattr, HistoryBuffer, 'mean')}, path)
-    assert load_weights_only(path, scoped=scoped)['f'] is HistoryBuffer.mean
+    loaded = load_from_weights_only(path, scoped=scoped)
+    assert loaded['f'] is HistoryBuffer.mean
 
 
 @pytest.mark.parametrize('scoped', WAYS)
@@ -340,7 +342,7 @@ def test_files_that_are_not_checkpoints_are_named(scoped, tmp_path):
         path.write_bytes(data)
         with pytest.raises(NotACheckpointError,
                            match=f'{path} is not a checkpoint: it is {what}'):
-            load_weights_only(str(path), scoped=scoped)
+            load_from_weights_only(str(path), scoped=scoped)
 
 
 @needs_scoped
@@ -355,7 +357,7 @@ def test_the_torch_version_picks_the_way(tmp_path, monkeypatch):
     path = str(tmp_path / 'epoch_1.pth')
     training_checkpoint(path)
     assert checkpoint.SCOPED_SAFE_GLOBALS
-    checkpoint.load_weights_only(path)
+    checkpoint.load_from_weights_only(path)
     assert calls == []
 
 
