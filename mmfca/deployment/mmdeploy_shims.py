@@ -10,24 +10,19 @@ only inside :func:`mmdeploy_export_shims`, on those versions only:
 """
 import contextlib
 import functools
-import re
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import torch
+from mmengine.utils import digit_version
 
-#: The shims, applied from torch :data:`SINCE` on.
+#: The shims, applied from torch :data:`SINCE` on (its pre-releases too).
 SHIMS, SINCE = ('dynamo_false_by_default', 'cast_long_symbolic'), (2, 9)
-
-
-def torch_release(version: Optional[str] = None) -> Tuple[int, ...]:
-    """``(2, 14, 1)`` from ``'2.14.1+cu130'`` (default: this torch)."""
-    numbers = re.match(r'\d+(\.\d+)*', version or torch.__version__)
-    return tuple(int(n) for n in numbers.group(0).split('.'))
 
 
 def needed_shims(version: Optional[str] = None) -> List[str]:
     """The shims that torch ``version`` (default: this one) needs."""
-    return list(SHIMS) if torch_release(version) >= SINCE else []
+    release = digit_version(version or torch.__version__)[:len(SINCE)]
+    return list(SHIMS) if release >= SINCE else []
 
 
 def _cast_long(g, input, non_blocking):

@@ -5,13 +5,12 @@ import torch
 import torch.onnx.symbolic_opset9 as opset9
 
 from mmfca.deployment.mmdeploy_shims import (SHIMS, mmdeploy_export_shims,
-                                             needed_shims, torch_release)
+                                             needed_shims)
 
 
 def test_versions_decide_the_shims():
-    assert torch_release('2.14.1+cu130') == (2, 14, 1)
-    assert torch_release('2.9.0a0+git1234') == (2, 9, 0)
     assert needed_shims('2.1.2+cu121') == []
+    assert needed_shims('2.9.0a0+git1234') == list(SHIMS)  # a nightly
     assert needed_shims('2.8.0') == []
     assert needed_shims('2.9.0') == list(SHIMS) == [
         'dynamo_false_by_default', 'cast_long_symbolic']
