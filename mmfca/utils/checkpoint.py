@@ -190,12 +190,12 @@ def load_from_weights_only(path, map_location=None, scoped=None):
 
 
 def load_url_weights_only(url, model_dir=None, map_location=None,
-                          progress=True, **kwargs):
+                          progress=True):
     """mmengine's ``load_url`` (behind ``http(s)://``, ``open-mmlab://``,
-    ``torchvision://``, ``mmcls://``; rank 0 first): download into
-    ``model_dir`` (default ``$TORCH_HOME/hub/checkpoints``) unless cached
-    there, then :func:`load_from_weights_only`. ``kwargs``: torch's hub
-    options mmengine does not pass."""
+    ``torchvision://``, ``mmcls://``; rank 0 first), with the arguments
+    mmengine passes: download into ``model_dir`` (default
+    ``$TORCH_HOME/hub/checkpoints``) unless cached there, then
+    :func:`load_from_weights_only`."""
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     path = osp.join(model_dir, osp.basename(urlparse(url).path))
     if not osp.exists(path):
@@ -244,11 +244,12 @@ def resolve_resume(work_dir: str, resume: str) -> Optional[str]:
         resume (str): ``'auto'`` or a checkpoint path.
     """
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
-    if path and trusted_checkpoint(path, work_dir) == path:
+    trusted = path and trusted_checkpoint(path, work_dir)
+    if path and trusted == path:
         raise ValueError(
             f"Refusing to resume from {path}: it is outside the run's "
             f'work_dir {osp.realpath(work_dir)}. Resuming unpickles the '
             'checkpoint fully, which runs code from the file, so only the '
             "run's own checkpoints are trusted. Copy it into the work_dir if "
             'you trust it, or use load_from=... to load only its weights.')
-    return path and trusted_checkpoint(path, work_dir)
+    return trusted
