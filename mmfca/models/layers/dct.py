@@ -42,6 +42,9 @@ _GRID_FREQ_TABLES = {
 FREQ_SEL_METHODS = tuple(f'{kind}{n}' for kind in _GRID_FREQ_TABLES
                          for n in (1, 2, 4, 8, 16, 32))
 
+_ALLOWED = (f'{", ".join(FREQ_SEL_METHODS)}, or a non-empty list of (u, v) '
+            f'integer pairs with 0 <= u, v < {FREQ_GRID}')
+
 #: A ``freq_sel_method``: a name or explicit 7x7-grid pairs.
 FreqSelMethod = Union[str, Sequence[Sequence[int]]]
 
@@ -60,34 +63,26 @@ def get_grid_freqs(freq_sel_method: FreqSelMethod) -> List[Tuple[int, int]]:
     """
     if isinstance(freq_sel_method, str):
         if freq_sel_method not in FREQ_SEL_METHODS:
-            raise ValueError(
-                f'Unknown frequency selection method {freq_sel_method!r}; '
-                f'allowed: {", ".join(FREQ_SEL_METHODS)}, or an explicit '
-                f'list of (u, v) pairs with 0 <= u, v < {FREQ_GRID}.')
+            raise ValueError(f'Unknown frequency selection method '
+                             f'{freq_sel_method!r}; allowed: {_ALLOWED}.')
         us, vs = _GRID_FREQ_TABLES[freq_sel_method[:3]]
-        num = int(freq_sel_method[3:])
-        return list(zip(us[:num], vs[:num]))
+        return list(zip(us, vs))[:int(freq_sel_method[3:])]
     return _check_explicit_grid_freqs(freq_sel_method)
 
 
 def _check_explicit_grid_freqs(pairs) -> List[Tuple[int, int]]:
-    allowed = (f'a non-empty list of (u, v) integer pairs with '
-               f'0 <= u, v < {FREQ_GRID}, or one of '
-               f'{", ".join(FREQ_SEL_METHODS)}')
     try:
         pairs = [tuple(p) for p in pairs]
     except TypeError:
         raise TypeError(f'Malformed frequency list {pairs!r}; expected '
-                        f'{allowed}.') from None
+                        f'{_ALLOWED}.') from None
     if not pairs:
-        raise ValueError(f'Empty frequency list; expected {allowed}.')
-    for pair in pairs:
-        ok = (len(pair) == 2 and all(
-            isinstance(f, int) and not isinstance(f, bool) for f in pair)
-              and all(0 <= f < FREQ_GRID for f in pair))
-        if not ok:
+        raise ValueError(f'Empty frequency list; expected {_ALLOWED}.')
+    for pair in pairs:  # ints (not bools, not floats) on the grid
+        if len(pair) != 2 or not all(
+                type(f) is int and 0 <= f < FREQ_GRID for f in pair):
             raise ValueError(f'Malformed frequency pair {pair!r} in '
-                             f'{pairs!r}; expected {allowed}.')
+                             f'{pairs!r}; expected {_ALLOWED}.')
     return pairs
 
 
@@ -115,24 +110,21 @@ def scale_freqs(grid_freqs, h, w, proportional: bool = False):
         list[tuple[int, int]] | Tensor: The filter pairs, in the kind of
         ``grid_freqs``.
     """
-    if isinstance(grid_freqs, torch.Tensor):
-        u, v = grid_freqs[:, 0], grid_freqs[:, 1]
-        if proportional:
-            return torch.stack([u * h // FREQ_GRID, v * w // FREQ_GRID], 1)
-        return torch.stack([u * (h // FREQ_GRID), v * (w // FREQ_GRID)], 1)
-    if proportional:
-        return [(u * h // FREQ_GRID, v * w // FREQ_GRID)
-                for u, v in grid_freqs]
-    check_filter_size(h, w)
-    return [(u * (h // FREQ_GRID), v * (w // FREQ_GRID))
-            for u, v in grid_freqs]
+    as_tensor = isinstance(grid_freqs, torch.Tensor)
+    if not proportional:
+        check_filter_size(h, w)
+    grid = grid_freqs if as_tensor else torch.tensor(grid_freqs).view(-1, 2)
+    u, v = grid[:, 0], grid[:, 1]
+    freqs = torch.stack([u * h // FREQ_GRID, v * w // FREQ_GRID] if
+                        proportional else
+                        [u * (h // FREQ_GRID), v * (w // FREQ_GRID)], 1)
+    return freqs if as_tensor else [tuple(p) for p in freqs.tolist()]
 
 
 def check_filter_size(dct_h: int, dct_w: int) -> None:
     """Raise unless ``dct_h x dct_w`` can hold the 7x7 frequency grid."""
     for name, size in (('dct_h', dct_h), ('dct_w', dct_w)):
-        if isinstance(size, bool) or not isinstance(size, int) \
-                or size < FREQ_GRID:
+        if type(size) is not int or size < FREQ_GRID:  # bools too
             raise ValueError(
                 f'{name}={size!r} cannot hold the {FREQ_GRID}x{FREQ_GRID} '
                 f'frequency grid; filter sizes must be integers >= '
@@ -147,8 +139,7 @@ def dct_basis(freqs, length, dtype=torch.float64, device=None):
     freqs = torch.as_tensor(freqs, device=device).to(dtype)
     pos = torch.arange(length, device=device).to(dtype) + 0.5
     basis = torch.cos(math.pi * freqs[:, None] * pos[None] / length)
-    gain = torch.where(freqs == 0, torch.ones_like(freqs),
-                       torch.full_like(freqs, math.sqrt(2)))
+    gain = 1 + (math.sqrt(2) - 1) * (freqs != 0).to(dtype)
     return basis * gain[:, None] / length**0.5
 
 
@@ -169,8 +160,7 @@ def channel_groups(in_channels: int, num_freqs: int) -> List[int]:
     divide, the first ``in_channels % num_freqs`` groups take one more
     (``numpy.array_split``'s rule), so every channel count works (with
     fewer channels than frequencies, the last groups are empty)."""
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
-            or in_channels < 1:
+    if type(in_channels) is not int or in_channels < 1:  # bools too
         raise ValueError(f'in_channels={in_channels!r} is not allowed; it '
                          f'must be a positive integer.')
     base, extra = divmod(in_channels, num_freqs)

@@ -4,11 +4,10 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from mmfca.utils.graph_capture import in_graph_capture
+from mmfca.utils.amp import autocast_enabled
 from .dct import FreqSelMethod
 from .dct_squeeze import AblationSqueeze, MultiSpectralSqueeze
 
@@ -29,21 +28,15 @@ class MultiSpectralAttention(BaseModule):
     ``fc.2`` and ``dct_layer`` as in the released checkpoints.
 
     Precision: the squeeze sums in float32 (float64 for float64 inputs) and
-    the excitation runs in that dtype outside autocast: the squeeze (up to
-    ``GAP * sqrt(H * W)``) and the gradients through the excitation can
-    exceed float16's range; in a model cast to float16 or bfloat16 as a
-    whole it applies float32 copies of the FCs' weights.
+    under autocast the excitation runs in float32 outside it: the squeeze
+    (up to ``GAP * sqrt(H * W)``) and the gradients through the excitation
+    can exceed float16's range (see :meth:`excite`).
 
-    ``fc``'s modules: while a graph is traced or captured
-    (:func:`~mmfca.utils.in_graph_capture`: ``jit.trace``, ONNX export,
-    ``torch.compile``), the excitation calls them, so mmengine's
-    complexity analysis (``get_model_complexity_info``, which
-    MMDetection's and MMPretrain's ``get_flops.py`` use) sees and counts
-    every FC. Eager calls apply the same FCs through their weights
-    (``F.linear``: four module calls less per layer, what a GPU pays at
-    detection batch sizes), so hooks on ``dct_layer`` fire there and
-    hooks on ``fc`` do not; :meth:`excite` gives the attention of a
-    squeeze.
+    Every submodule runs as a module on every path (eager, traced,
+    compiled), so hooks, adapters that wrap ``fc.0``/``fc.2`` and
+    ``torch.ao.quantization.quantize_dynamic`` act on them, and mmengine's
+    complexity analysis (MMDetection's and MMPretrain's ``get_flops.py``)
+    counts every FC.
 
     Args:
         in_channels (int): Number of input channels (the plugin builder
@@ -80,9 +73,8 @@ class MultiSpectralAttention(BaseModule):
                  inplace: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
-        self.in_channels = in_channels
+        self.in_channels, self.inplace = in_channels, inplace
         self.freq_sel_method = freq_sel_method
-        self.inplace = inplace
         if learnable_filter or filter_init != 'dct':
             self.dct_layer = AblationSqueeze(
                 in_channels, dct_h, dct_w, freq_sel_method,
@@ -90,8 +82,7 @@ class MultiSpectralAttention(BaseModule):
         else:
             self.dct_layer = MultiSpectralSqueeze(in_channels, dct_h, dct_w,
                                                   freq_sel_method)
-        if not isinstance(reduction, int) or reduction < 1 \
-                or in_channels // reduction < 1:
+        if type(reduction) is not int or not 1 <= reduction <= in_channels:
             raise ValueError(
                 f'reduction={reduction!r} is not allowed for in_channels='
                 f'{in_channels}; it must be an integer in [1, {in_channels}] '
@@ -106,39 +97,23 @@ class MultiSpectralAttention(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x * excite(squeeze(x))``: ``x`` (N, C, H, W), any H and W, any
         memory format; the output keeps ``x``'s shape, dtype and format."""
-        att = self.excite(self.dct_layer(x))
-        att = att.view(x.shape[0], self.in_channels, 1, 1)
-        if att.dtype != x.dtype:
-            att = att.to(x.dtype)
+        att = self.excite(self.dct_layer(x), x.dtype)
+        att = att.view(x.shape[0], self.in_channels, 1, 1).to(x.dtype)
         if self.inplace and not torch.is_grad_enabled():
             return x.mul_(att)
         return x * att
 
-    def excite(self, y: torch.Tensor) -> torch.Tensor:
-        """SE's excitation ``sigmoid(fc2(relu(fc1(y))))`` of the squeeze
-        ``y`` (N, C), in ``y``'s dtype and outside autocast."""
+    def excite(self, y: torch.Tensor,
+               dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """SE's excitation ``fc(y) = sigmoid(fc2(relu(fc1(y))))`` of the
+        squeeze ``y`` (N, C): in float32 outside autocast under AMP, else in
+        ``dtype`` (the model's: a model cast to half runs its FCs in half,
+        on ``y`` saturated to that dtype's range)."""
         if autocast_enabled(y.device.type):  # AMP: the FCs in float32
             with torch.autocast(y.device.type, enabled=False):
-                return self.excite(y)
-        # list(): torch 2.1's dynamo cannot unpack the Sequential itself
-        fc1, relu, fc2, sigmoid = list(self.fc)
-        w1, w2 = fc1.weight, fc2.weight
-        if w1.dtype != y.dtype:  # half models: float32 copies
-            w1, w2 = w1.to(y.dtype), w2.to(y.dtype)
-        elif in_graph_capture():  # the modules, for tracers to see
-            return sigmoid(fc2(relu(fc1(y))))
-        return torch.sigmoid(F.linear(F.relu(F.linear(y, w1)), w2))
+                return self.fc(y)
+        if dtype is not None and dtype != y.dtype:
+            limit = torch.finfo(dtype).max
+            y = y.clamp(-limit, limit).to(dtype)
+        return self.fc(y)
 
-
-def _autocast_enabled_before_2_4(device_type: str) -> bool:
-    if device_type == 'cpu':
-        return torch.is_autocast_cpu_enabled()
-    return torch.is_autocast_enabled()
-
-
-#: Whether autocast is on for a device type: ``torch.is_autocast_enabled``
-#: takes one from torch 2.4 (chosen once: torch.compile cannot trace a
-#: TypeError raised and caught at call time).
-autocast_enabled = (torch.is_autocast_enabled
-                    if hasattr(torch, 'get_autocast_dtype') else
-                    _autocast_enabled_before_2_4)

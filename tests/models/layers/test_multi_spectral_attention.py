@@ -3,15 +3,18 @@ float64 formula (:func:`mmfca.testing.reference_fca`, scipy's DCT) for any
 shape, frequency selection and channel count, with and without autograd,
 eager and compiled; its gradients (first and second order) are right; the
 release's keys and parameters; its errors; in-place inference; hooks and
-:meth:`excite`. Precision and cost: test_precision_cost.py."""
+:meth:`excite`; what users do to its modules (hooks on the FCs, an adapter
+wrapping ``fc.0``, dynamic quantisation of a whole FcaNet) acts on them.
+Precision and cost: test_precision_cost.py."""
 import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from mmfca.models import MultiSpectralAttention, get_grid_freqs
-from mmfca.testing import reference_fca
+from mmfca.models import FcaNet, MultiSpectralAttention
+from mmfca.models.layers.dct import get_grid_freqs
+from mmfca.testing import reference_fca, release_squeeze
 
 
 def randomized(layer, seed=0):
@@ -207,8 +210,7 @@ def test_inplace_only_without_autograd():
 def test_hooks_on_the_squeeze_fire_and_excite_gives_the_attention(grad):
     """With and without autograd, a hook on ``dct_layer`` sees the squeeze,
     and :meth:`excite` of that squeeze is the attention the output was
-    scaled by: ``fc``'s modules (in float32, the same FCs as eager's
-    ``F.linear``) applied to it."""
+    scaled by: ``fc``'s modules applied to it."""
     layer = MultiSpectralAttention(32, 7, 7, 4)
     seen = {}
     layer.dct_layer.register_forward_hook(
@@ -220,3 +222,77 @@ def test_hooks_on_the_squeeze_fire_and_excite_gives_the_attention(grad):
     att = layer.excite(seen['squeeze'])
     torch.testing.assert_close(out, x * att[:, :, None, None])
     torch.testing.assert_close(att, layer.fc(seen['squeeze']))
+
+
+class LowRankAdapter(torch.nn.Module):
+    """What PEFT's LoRA puts in a Linear's place: the wrapped layer plus a
+    trainable low-rank update, ``base(y) + scale * B(A(y))``."""
+
+    def __init__(self, base, rank=2, scale=0.5):
+        super().__init__()
+        self.base_layer, self.scale = base, scale
+        self.lora_A = torch.nn.Linear(base.in_features, rank, bias=False)
+        self.lora_B = torch.nn.Linear(rank, base.out_features, bias=False)
+        torch.nn.init.normal_(self.lora_B.weight)  # LoRA starts B at zero
+
+    def forward(self, y):
+        return self.base_layer(y) + self.scale * self.lora_B(self.lora_A(y))
+
+
+@pytest.mark.parametrize('grad', [False, True])
+def test_hooks_on_the_fcs_fire_and_what_they_return_is_used(grad):
+    layer = randomized(MultiSpectralAttention(32, 7, 7, 4))
+    x = torch.randn(2, 32, 9, 11)
+    calls = []
+    for name in ('fc.0', 'fc.1', 'fc.2', 'fc.3'):
+        layer.get_submodule(name).register_forward_pre_hook(
+            lambda m, i, name=name: calls.append(name))
+    # fc.2's output replaced by zeros: every attention is sigmoid(0)
+    layer.fc[2].register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+    with torch.set_grad_enabled(grad):
+        out = layer(x)
+    assert calls == ['fc.0', 'fc.1', 'fc.2', 'fc.3']
+    torch.testing.assert_close(out, x * 0.5)
+
+
+def test_an_adapter_wrapping_fc0_acts():
+    """``fc.0`` replaced by a LoRA-style adapter (as PEFT replaces a
+    targeted Linear): the output is the FCA formula with the adapter's
+    effective weight ``W1 + scale * B A``, computed here from the weights
+    and the release's squeeze, and the adapter's weights get gradients."""
+    layer = randomized(MultiSpectralAttention(32, 7, 7, 4))
+    x = torch.randn(2, 32, 9, 11)
+    before = layer(x).detach()
+    adapter = layer.fc[0] = LowRankAdapter(layer.fc[0])
+    out = layer(x)
+    w1 = adapter.base_layer.weight + adapter.scale * (
+        adapter.lora_B.weight @ adapter.lora_A.weight)
+    y = release_squeeze(x, layer.dct_layer.weight)
+    att = torch.sigmoid(torch.relu(y @ w1.t()) @ layer.fc[2].weight.t())
+    torch.testing.assert_close(out, x * att[:, :, None, None])
+    assert not torch.allclose(out, before, atol=1e-3)
+    out.sum().backward()
+    assert adapter.lora_A.weight.grad.abs().sum() > 0
+
+
+# torch's quantisation API warns of its future removal on torch >= 2.10
+@pytest.mark.filterwarnings('ignore::DeprecationWarning',
+                            'ignore::UserWarning')
+def test_dynamic_quantisation_of_a_whole_fcanet():
+    """``torch.ao.quantization.quantize_dynamic`` on an FcaNet-18: every
+    FC becomes a dynamically quantised Linear (int8 weights), which the
+    forward uses: features within int8 rounding of the float model's,
+    not equal to them."""
+    torch.manual_seed(0)
+    model = FcaNet(depth=18).eval()
+    quantized = torch.ao.quantization.quantize_dynamic(  # a copy
+        model, {torch.nn.Linear}, dtype=torch.qint8)
+    fcs = [m for name, m in quantized.named_modules()
+           if name.endswith(('att.fc.0', 'att.fc.2'))]
+    assert len(fcs) == 16 and all(
+        isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in fcs)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for exact, approx in zip(model(x), quantized(x)):
+            err = (exact - approx).abs().max() / exact.abs().max()
+            assert 0 < err < 0.02

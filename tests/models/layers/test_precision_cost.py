@@ -7,7 +7,8 @@ same excitation on global average pooling), in float32 and bf16 autocast,
 NCHW and channels_last (same values, no layout copy). Precision: under
 autocast the squeeze and the output are within one rounding of exact, and
 a model cast to float16/bfloat16 as a whole keeps the squeeze (up to
-``GAP * sqrt(H * W)``) and the excitation in float32, finite like SE."""
+``GAP * sqrt(H * W)``) in float32 and runs its FCs in its own dtype,
+finite like SE."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -160,11 +161,12 @@ def test_autocast_within_rounding(size, dtype):
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_half_model_squeezes_and_excites_in_float32(dtype):
+def test_half_model_squeezes_in_float32_and_excites_in_its_dtype(dtype):
     """A model cast to float16/bfloat16 as a whole: the DC term of a 56x56
     map of 1e4 is 5.6e5, beyond fp16's 65504, and stays exact in the
-    float32 squeeze; the excitation runs in float32 on float32 copies of
-    the FC weights, whose gradients reach the half-precision weights; at a
+    float32 squeeze; the FCs then run as modules in the model's dtype, as
+    SE's do, on the squeeze saturated to that dtype's range (finite, not
+    inf), and their gradients reach the half-precision weights; at a
     detection-sized map of 1e3 the output and the input gradient stay
     finite, as SE's do (the FC weights' own gradients exceed float16 for
     SE as for FCA at this scale: loss scaling's job)."""
@@ -179,12 +181,13 @@ def test_half_model_squeezes_and_excites_in_float32(dtype):
     # the (0, 0) filter 1/56 rounded once to the dtype
     torch.testing.assert_close(y, torch.full((1, 16), 5.6e5),
                                rtol=torch.finfo(dtype).eps, atol=0)
-    att = dc.excite(y)
-    w1, w2 = (dc.fc[i].weight.float() for i in (0, 2))
-    assert att.dtype == torch.float32
-    torch.testing.assert_close(att, torch.sigmoid(torch.relu(y @ w1.t()) @
-                                                  w2.t()))
-    att.sum().backward()
+    att = dc.excite(y, dtype)
+    saturated = y.clamp(max=torch.finfo(dtype).max).to(dtype)
+    w1, w2 = (dc.fc[i].weight.detach() for i in (0, 2))
+    assert att.dtype == dtype and torch.isfinite(att).all()
+    torch.testing.assert_close(att, torch.sigmoid(
+        torch.relu(saturated @ w1.t()) @ w2.t()))
+    att.float().sum().backward()
     assert dc.fc[0].weight.grad.dtype == dtype
 
     layer = MultiSpectralAttention(64, 56, 56, 16).to(dtype)

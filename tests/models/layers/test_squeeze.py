@@ -21,8 +21,9 @@ from scipy.fft import dctn
 from mmfca.models import (AblationSqueeze, CBAMChannelAttention, ECALayer,
                           MultiSpectralChannelAttention, MultiSpectralSELayer,
                           MultiSpectralSEResNet, MultiSpectralSqueeze,
-                          channel_groups, dct_filters, get_grid_freqs,
-                          scale_freqs, use_multi_spectral_squeeze)
+                          use_multi_spectral_squeeze)
+from mmfca.models.layers.dct import (channel_groups, dct_filters,
+                                     get_grid_freqs, scale_freqs)
 from mmfca.models.layers.dct_squeeze import cached_fca_filters
 from mmfca.testing import release_squeeze
 
