@@ -159,6 +159,7 @@ def breakdown(layer, x, number):
     (best of 7 runs of ``number`` calls; the steps overlap in the call: an
     estimate of where the time goes)."""
     from mmfca.models.layers.dct_squeeze import cached_fca_filters
+    from mmfca.utils.amp import autocast_enabled
     dct = layer.dct_layer
     n, c, h, w = x.shape
     groups = len(dct.grid_freqs)
@@ -180,13 +181,16 @@ def breakdown(layer, x, number):
         'sum in float32 + view':
         lambda: (x.view(n, groups, c // groups, h, w) * filters).sum(
             (3, 4), dtype=torch.float32).view(n, c),
-        'excite (4 modules)': lambda: layer.excite(y),
-        'list(fc)': lambda: list(layer.fc),
+        'excite (fc: Sequential, 4 modules)': lambda: layer.excite(y),
+        'autocast check': lambda: autocast_enabled(y.device.type),
+        'fc(y) (Sequential, 4 modules)': lambda: layer.fc(y),
+        'fc.forward(y) (no Sequential call)': lambda: layer.fc.forward(y),
         'the 4 modules alone': lambda: sigmoid(fc2(relu(fc1(y)))),
+        'the 4 modules\' forwards': lambda: sigmoid.forward(fc2.forward(
+            relu.forward(fc1.forward(y)))),
         'view + scale': lambda: x * att.view(n, c, 1, 1),
         'SE: the whole call': lambda: attention(layer, x, 'gap'),
         'SE: x.mean((2, 3))': lambda: x.mean((2, 3)),
-        'SE: fc (Sequential, 4 modules)': lambda: layer.fc(y),
     }
     with torch.no_grad():
         best = {name: min(timeit.repeat(fn, number=number, repeat=7))

@@ -182,8 +182,7 @@ class MultiSpectralSqueeze(FilterSqueeze):
         if in_graph_capture():  # a kept tensor would freeze one size in
             return squeeze_filters(self._filters_key, h, w, x.dtype,
                                    x.device, torch.float32)
-        return cached_fca_filters(self._filters_key, h, w, x.dtype,
-                                      x.device)
+        return cached_fca_filters(self._filters_key, h, w, x.dtype, x.device)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The fixed DCT is computed, not read from ``weight``, so filters

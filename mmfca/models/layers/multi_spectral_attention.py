@@ -116,4 +116,3 @@ class MultiSpectralAttention(BaseModule):
             limit = torch.finfo(dtype).max
             y = y.clamp(-limit, limit).to(dtype)
         return self.fc(y)
-
