@@ -26,7 +26,7 @@ from mmengine.config import Config
 from timing import header, interleaved_medians, table
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(ROOT, 'configs', 'mask_rcnn_fca50_coco.py')
+CONFIG = osp.join(ROOT, 'configs', 'det', 'mask-rcnn_fca50_fpn_1x_coco.py')
 DEPLOY_CFG = osp.join(ROOT, 'configs', 'deploy',
                       'instance-seg_onnxruntime_dynamic.py')
 

@@ -202,7 +202,8 @@ def se_bias_params(model):
 
 def mask_rcnn(backbone_type):
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO, 'configs/mask_rcnn_fca50_coco.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/det/mask-rcnn_fca50_fpn_1x_coco.py'))
     cfg.model.backbone.init_cfg = None
     if backbone_type == 'ResNet':
         for key in ('reduction', 'freq_sel_method'):

@@ -1,7 +1,7 @@
 # The demo (`make demo`): Mask R-CNN FcaNet on the synthetic COCO-style
 # shapes set, trained from scratch on a 2-core CPU in a few minutes. It
 # inherits the documented COCO config; every difference is listed here.
-_base_ = '../mask_rcnn_fca50_coco.py'
+_base_ = '../det/mask-rcnn_fca50_fpn_1x_coco.py'
 
 # written by tools/demo.py (DEMO_DATA there: shapes less than 30 % visible
 # are crowd annotations, which COCO evaluation ignores)

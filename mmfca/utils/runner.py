@@ -1,5 +1,6 @@
 # Copyright (c) mmfca contributors. All rights reserved.
 """What every tool does before running: load the config, build the runner."""
+import glob
 import os.path as osp
 import warnings
 
@@ -28,9 +29,15 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
         FileNotFoundError: If the config file does not exist.
     """
     if not osp.isfile(path):
+        # configs that sat at the root of configs/ now live in its
+        # subfolders (COCO detection: configs/det/) under the same name
+        moved = sorted(glob.glob(osp.join(
+            osp.dirname(path), '*', osp.basename(path))))
+        hint = f' (did you mean {" or ".join(moved)}?)' if moved else ''
         raise FileNotFoundError(
-            f'Config file {path} does not exist; configs live under '
-            f'configs/ (e.g. configs/mask_rcnn_fca50_coco.py).')
+            f'Config file {path} does not exist{hint}; configs live under '
+            f'configs/, listed in model-index.yml (e.g. '
+            f'configs/mask_rcnn_fca50_coco.py).')
     with warnings.catch_warnings():
         # mmengine finds `mmdet::` base configs through setuptools'
         # deprecated pkg_resources (mmengine.utils.is_installed); its

@@ -1,7 +1,10 @@
-"""Config files as plain dicts, compared key by key."""
+"""Config files as plain dicts, compared key by key; models built from
+them."""
+import importlib
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 
 def unscoped(obj):
@@ -36,3 +39,17 @@ def diff_keys(ours, theirs, prefix=''):
         elif a != b:
             out.add(prefix + k)
     return out
+
+
+def build_model(cfg):
+    """The model of a loaded config, built on the CPU by the registry of its
+    ``default_scope`` (mmdet, mmpretrain or mmseg). Only built: nothing is
+    initialised, so a ``Pretrained`` init_cfg is not read (no download, no
+    checkpoint needed)."""
+    scope = cfg.default_scope
+    registry = {
+        'mmdet': 'mmdet.registry', 'mmpretrain': 'mmpretrain.registry',
+        'mmseg': 'mmseg.registry'}[scope]
+    models = importlib.import_module(registry).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return models.build(cfg.model)

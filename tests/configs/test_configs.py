@@ -1,7 +1,7 @@
-"""Every config loads and builds; the entry config differs from
-MMDetection's R-50 one only in the backbone and custom_imports."""
+"""The COCO configs against the release's recipes and MMDetection's R-50
+configs; the shared backbone files. (That every config builds, and is in
+the model index: test_model_index.py.)"""
 import glob
-import importlib
 import os.path as osp
 
 import pytest
@@ -17,51 +17,11 @@ CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                          recursive=True)
     if '/_base_/' not in p and '/configs/deploy/' not in p)
+DET = osp.join(REPO, 'configs', 'det')
 
 
-def test_the_documented_configs_exist():
-    names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
-    assert {
-        'mask_rcnn_fca50_coco.py', 'mask-rcnn_fca101_fpn_1x_coco.py',
-        'mask-rcnn_fca50_fpn_amp-1x_coco.py',
-        'faster-rcnn_fca50_fpn_1x_coco.py',
-        'faster-rcnn_fca101_fpn_1x_coco.py', 'retinanet_fca50_fpn_1x_coco.py',
-        'cascade-mask-rcnn_fca50_fpn_1x_coco.py'
-    } <= names
-
-
-def expected_backbone(path):
-    """The backbone type a shipped config builds."""
-    name = osp.basename(path)
-    if 'squeeze_switch' in path:  # other libraries' backbones, switched
-        return {'fca-seresnet50_8xb32_in1k.py': 'MultiSpectralSEResNet',
-                'faster-rcnn_x101-32x4d-fca_fpn_1x_coco.py': 'ResNeXt'}.get(
-                    name, 'ResNet')
-    # the apples-to-apples baselines of configs/fcanet/ keep their backbone
-    return {'resnet50': 'ResNet', 'seresnet50': 'SEResNet'}.get(
-        name.split('_')[0], 'FcaNet')
-
-
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_config_loads_and_builds(path):
-    cfg = Config.fromfile(path)
-    scope = cfg.default_scope
-    registry = {
-        'mmdet': 'mmdet.registry', 'mmpretrain': 'mmpretrain.registry',
-        'mmseg': 'mmseg.registry'}[scope]
-    models = importlib.import_module(registry).MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = models.build(cfg.model)
-    expected = expected_backbone(path)
-    assert type(model.backbone).__name__ == expected
-    assert model.backbone.depth == cfg.model.backbone.depth
-    if 'squeeze_switch' in path or expected == 'FcaNet':
-        assert cfg.custom_imports['imports'] == ['mmfca']
-
-
-# The release's MMDetection 2.x recipes (fcanet-facts.md, "Training
-# recipes"): what each of our configs changes in MMDetection's R-50 one.
+# The release's MMDetection 2.x recipes (docs/recipes.md): what each of
+# our configs changes in MMDetection's R-50 one.
 RELEASE_RECIPES = {
     'faster-rcnn_fca50_fpn_1x_coco.py': (
         'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', {
@@ -70,7 +30,7 @@ RELEASE_RECIPES = {
             'train_dataloader.dataset.pipeline',
             'val_dataloader.dataset.pipeline',
             'test_dataloader.dataset.pipeline'}),
-    'mask_rcnn_fca50_coco.py': (
+    'mask-rcnn_fca50_fpn_1x_coco.py': (
         'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', {
             'optim_wrapper.optimizer.lr', 'train_dataloader.batch_size',
             'auto_scale_lr.base_batch_size',
@@ -81,7 +41,7 @@ RELEASE_RECIPES = {
 @pytest.mark.parametrize('ours', sorted(RELEASE_RECIPES))
 def test_release_recipes_change_only_the_release_settings(ours):
     theirs_rel, expected = RELEASE_RECIPES[ours]
-    ours = load_dict(osp.join(REPO, 'configs', ours))
+    ours = load_dict(osp.join(DET, ours))
     theirs = load_dict(mmdet_config(theirs_rel))
     assert ours.pop('custom_imports') == dict(
         imports=['mmfca'], allow_failed_imports=False)
@@ -100,7 +60,7 @@ def test_release_recipes_change_only_the_release_settings(ours):
 
 
 def _release(name):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    cfg = Config.fromfile(osp.join(DET, name))
     cfg.model.backbone.init_cfg = None
     return cfg
 
@@ -112,7 +72,7 @@ RELEASE_VALUES = {
                                          False),
     'faster-rcnn_fca101_fpn_1x_coco.py': (1, True, 2, 0.01, 'RandomSampler',
                                           False),
-    'mask_rcnn_fca50_coco.py': (0, False, 1, 0.01, 'OHEMSampler', True),
+    'mask-rcnn_fca50_fpn_1x_coco.py': (0, False, 1, 0.01, 'OHEMSampler', True),
     'mask-rcnn_fca101_fpn_1x_coco.py': (0, False, 1, 0.01, 'OHEMSampler',
                                         True),
     'mask-rcnn_fca50_fpn_amp-1x_coco.py': (0, False, 1, 0.01, 'OHEMSampler',
@@ -178,7 +138,7 @@ def test_retinanet_and_cascade_keep_mmdetections_resnet_settings():
              'retinanet/retinanet_r50_fpn_1x_coco.py'),
             ('cascade-mask-rcnn_fca50_fpn_1x_coco.py',
              'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py')):
-        ours = load_dict(osp.join(REPO, 'configs', ours))
+        ours = load_dict(osp.join(DET, ours))
         theirs = load_dict(mmdet_config(theirs))
         ours.pop('custom_imports')
         assert ours.pop('fcanet50') == {
@@ -190,9 +150,8 @@ def test_retinanet_and_cascade_keep_mmdetections_resnet_settings():
 
 
 def test_amp_config_is_the_mask_recipe_with_amp():
-    amp = load_dict(
-        osp.join(REPO, 'configs', 'mask-rcnn_fca50_fpn_amp-1x_coco.py'))
-    base = load_dict(osp.join(REPO, 'configs', 'mask_rcnn_fca50_coco.py'))
+    amp = load_dict(osp.join(DET, 'mask-rcnn_fca50_fpn_amp-1x_coco.py'))
+    base = load_dict(osp.join(DET, 'mask-rcnn_fca50_fpn_1x_coco.py'))
     assert diff_keys(amp, base) == {'optim_wrapper.type'}
     assert amp['optim_wrapper']['type'] == 'AmpOptimWrapper'
 

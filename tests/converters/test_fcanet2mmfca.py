@@ -99,7 +99,8 @@ def test_shipped_configs_load_the_converted_release(released, tmp_path):
     if depth != 50:
         return
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(osp.join(REPO, 'configs/mask_rcnn_fca50_coco.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/det/mask-rcnn_fca50_fpn_1x_coco.py'))
     cfg.model.backbone.init_cfg.checkpoint = dst
     with DefaultScope.overwrite_default_scope('mmdet'):
         det = MODELS.build(cfg.model)

@@ -46,7 +46,7 @@ def test_release_faster_rcnn_pipeline_gives_fixed_shapes(tmp_path):
 
     from _helpers import REPO
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'faster-rcnn_fca50_fpn_1x_coco.py'))
+        osp.join(REPO, 'configs', 'det', 'faster-rcnn_fca50_fpn_1x_coco.py'))
     pipeline = [t for t in cfg.test_pipeline if t.type != 'LoadAnnotations']
     with DefaultScope.overwrite_default_scope('mmdet'):
         pipeline = Compose(pipeline)

@@ -402,10 +402,10 @@ def test_errors_reach_the_console_as_one_line(tmp_path):
 
 @pytest.mark.parametrize('config,kind', [
     (DEMO_CONFIG, 'instance-seg'),
-    ('configs/mask_rcnn_fca50_coco.py', 'instance-seg'),
-    ('configs/cascade-mask-rcnn_fca50_fpn_1x_coco.py', 'instance-seg'),
-    ('configs/faster-rcnn_fca50_fpn_1x_coco.py', 'detection'),
-    ('configs/retinanet_fca50_fpn_1x_coco.py', 'detection'),
+    ('configs/det/mask-rcnn_fca50_fpn_1x_coco.py', 'instance-seg'),
+    ('configs/det/cascade-mask-rcnn_fca50_fpn_1x_coco.py', 'instance-seg'),
+    ('configs/det/faster-rcnn_fca50_fpn_1x_coco.py', 'detection'),
+    ('configs/det/retinanet_fca50_fpn_1x_coco.py', 'detection'),
     ('configs/fcanet/fcanet50_8xb32_in1k.py', 'classification'),
     ('configs/seg/upernet_fca50_4xb2-80k_cityscapes-512x1024.py',
      'segmentation'),

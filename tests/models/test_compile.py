@@ -34,7 +34,7 @@ def test_mask_rcnn_fcanet50_backbone_and_neck_are_one_graph(train):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
-    cfg = Config.fromfile(f'{REPO}/configs/mask_rcnn_fca50_coco.py')
+    cfg = Config.fromfile(f'{REPO}/configs/det/mask-rcnn_fca50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None  # no checkpoint to read
     detector = MODELS.build(cfg.model).train(train)
     assert_one_graph(explain(detector.extract_feat,

@@ -179,10 +179,18 @@ def test_missing_coco_names_the_path_and_the_layout(tmp_path, monkeypatch):
     assert 'instances_val2017.json' in msg and 'train2017/' in msg
 
 
-def test_missing_config_is_a_clear_error():
+def test_missing_config_is_a_clear_error(monkeypatch):
     train = load_tool('train.py')
-    with pytest.raises(FileNotFoundError, match='configs/nope.py does not'):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(FileNotFoundError, match='configs/nope.py does not'
+                       ' exist; configs live under configs/') as err:
         train.main(['configs/nope.py'])
+    assert 'did you mean' not in str(err.value)
+    # a COCO config's path from before it moved into configs/det/
+    with pytest.raises(FileNotFoundError, match=r'configs/faster-rcnn_fca50_'
+                       r'fpn_1x_coco\.py does not exist \(did you mean '
+                       r'configs/det/faster-rcnn_fca50_fpn_1x_coco\.py\?\)'):
+        train.main(['configs/faster-rcnn_fca50_fpn_1x_coco.py'])
 
 
 def test_load_config_keeps_pkg_resources_notes_off_the_console():

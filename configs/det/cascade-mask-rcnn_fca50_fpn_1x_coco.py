@@ -5,7 +5,7 @@
 # nothing else changes.
 _base_ = [
     'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
-    './_base_/models/fcanet50.py'
+    '../_base_/models/fcanet50.py'
 ]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)

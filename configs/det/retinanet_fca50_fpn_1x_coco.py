@@ -4,7 +4,7 @@
 # release has no config for this detector, so nothing else changes.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-    './_base_/models/fcanet50.py'
+    '../_base_/models/fcanet50.py'
 ]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)

@@ -14,7 +14,7 @@
 #   same as MMDetection's, kept explicit).
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    './_base_/models/fcanet50.py'
+    '../_base_/models/fcanet50.py'
 ]
 
 custom_imports = dict(imports=['mmfca'], allow_failed_imports=False)
