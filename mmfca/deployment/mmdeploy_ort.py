@@ -108,18 +108,21 @@ def _exported(path: str, **info) -> Dict:
 
 def export(model, task, img, work_dir: str,
            checkpoint: Optional[str] = None) -> Dict:
-    """The built ``model`` by MMDeploy's ``export``, traced on ``img`` as
-    its ``torch2onnx`` does (which would build and load a model of its
-    own), and ``export2SDK`` (naming ``checkpoint``) into ``work_dir``:
+    """MMDeploy's ``export2SDK`` (naming ``checkpoint``) and ``export`` of
+    the built ``model``, traced on ``img`` as its ``torch2onnx`` does
+    (which would build and load a model of its own), into ``work_dir``:
     :func:`_exported` with the ``shims`` applied."""
     from mmdeploy.apis.onnx import export as mmdeploy_export
     from mmdeploy.backend.sdk.export_info import export2SDK
     from mmdeploy.utils import get_dynamic_axes, get_input_shape
     deploy_cfg, onnx_cfg = task.deploy_cfg, task.deploy_cfg.onnx_config
-    data, inputs = task.create_input(img, get_input_shape(deploy_cfg),
-                                     model.data_preprocessor)
     names = onnx_cfg.input_names + onnx_cfg.output_names
     with _exporting(work_dir, ONNX_FILE, *SDK_FILES) as (scratch, shims):
+        # copies, before create_input: both rewrite the test pipeline
+        export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(task.model_cfg),
+                   scratch, pth=checkpoint or '', device='cpu')
+        data, inputs = task.create_input(img, get_input_shape(deploy_cfg),
+                                         model.data_preprocessor)
         mmdeploy_export(
             model, inputs, osp.join(scratch, osp.splitext(ONNX_FILE)[0]),
             'onnxruntime', context_info=dict(deploy_cfg=deploy_cfg),
@@ -132,10 +135,8 @@ def export(model, task, img, work_dir: str,
             optimize=onnx_cfg.get('optimize', False),
             input_names=onnx_cfg.input_names,
             output_names=onnx_cfg.output_names)
-        vars(model).pop('forward', None)  # the export leaves its rewrite
-        # copies: export2SDK rewrites the test pipeline in place
-        export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(task.model_cfg),
-                   scratch, pth=checkpoint or '', device='cpu')
+        # MMDeploy's export leaves its rewritten forward on the model
+        vars(model).pop('forward', None)
     return _exported(osp.join(work_dir, ONNX_FILE), shims=shims)
 
 
