@@ -35,7 +35,9 @@ def one_line(err: Exception, limit: int = 300) -> str:
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
                work_dir: Optional[str] = None) -> torch.nn.Module:
     """The config's model built by its codebase's :data:`BUILDERS`, on the
-    CPU in eval mode, ``checkpoint`` read once and loaded strictly.
+    CPU in eval mode, ``checkpoint`` read once and loaded strictly. The
+    default scope is left as it was (the libraries' ``inference_*`` need
+    the codebase's: ``mmengine.registry.init_default_scope``).
 
     Args:
         config (str | Config): Config file or object (left unchanged).
@@ -68,9 +70,10 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     if isinstance(cfg.model.get('backbone'), dict):
         cfg.model.backbone.init_cfg = None  # the checkpoint's weights
     module, name = BUILDERS[scope].split(':')
+    # recorded, not shown: the builders' notes on the missing checkpoint
+    # (mmdet's resets the filters to 'once' first)
     with DefaultScope.overwrite_default_scope(scope), \
-            warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # notes on the missing checkpoint
+            warnings.catch_warnings(record=True):
         build = getattr(importlib.import_module(module), name)
         model = revert_sync_batchnorm(build(cfg, None, device='cpu'))
     if checkpoint is None:
