@@ -50,21 +50,19 @@ def measure(score_thr, repeats, img, tmp):
     """One row: export at ``score_thr``, then the three contenders."""
     from mmdeploy.apis import build_task_processor
 
-    from mmfca.deployment import init_model, masks_pasted_per_box
+    from mmfca.apis import init_model
+    from mmfca.deployment import masks_pasted_per_box
     from mmfca.deployment import mmdeploy_ort as ort
     cfg = Config.fromfile(CONFIG)
     cfg.model.test_cfg.rcnn.score_thr = score_thr
-    deploy_cfg = Config.fromfile(DEPLOY_CFG)
     torch.manual_seed(0)
     model = init_model(cfg)
     work = osp.join(tmp, str(score_thr))
     os.makedirs(work)
-    ckpt = osp.join(work, 'weights.pth')
-    torch.save({'state_dict': model.state_dict()}, ckpt)
     print(f'exporting (score_thr {score_thr}; a minute or two)...',
           flush=True)
-    exported = ort.export(cfg, deploy_cfg, ckpt, img, work)
-    task = build_task_processor(cfg, deploy_cfg, 'cpu')
+    task = build_task_processor(cfg, Config.fromfile(DEPLOY_CFG), 'cpu')
+    exported = ort.export(model, task, img, work)
     backend = task.build_backend_model([exported['onnx']])
 
     def predict(model, pasting=contextlib.nullcontext):

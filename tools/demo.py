@@ -136,11 +136,14 @@ def draw_overlays(config, checkpoint, images, ann_file, out_dir):
     the ground truth (left) and the predictions with score >= SCORE_THR
     (right), each OVERLAY_SCALE times the image's size."""
     import mmcv
-    from mmdet.apis import inference_detector, init_detector
+    from mmdet.apis import inference_detector
     from mmdet.structures import DetDataSample
+    from mmengine.registry import init_default_scope
     from pycocotools.coco import COCO
 
-    model = init_detector(config, checkpoint=checkpoint, device='cpu')
+    from mmfca.apis import init_model
+    model = init_model(config, checkpoint)
+    init_default_scope('mmdet')  # inference_detector's pipeline
     classes = list(model.dataset_meta['classes'])
     visualizer = overlay_visualizer()
     visualizer.dataset_meta = model.dataset_meta

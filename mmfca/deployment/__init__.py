@@ -1,9 +1,7 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-from .builder import init_model
 from .mask_paste import masks_pasted_per_box, paste_masks_per_box
 from .mmdeploy_shims import mmdeploy_export_shims
 
 __all__ = [
-    'init_model', 'masks_pasted_per_box', 'mmdeploy_export_shims',
-    'paste_masks_per_box'
+    'masks_pasted_per_box', 'mmdeploy_export_shims', 'paste_masks_per_box'
 ]

@@ -106,18 +106,37 @@ def _exported(path: str, **info) -> Dict:
                 domains=sorted({n.domain for n in nodes}))
 
 
-def export(model_cfg, deploy_cfg, checkpoint: Optional[str], img,
-           work_dir: str) -> Dict:
-    """MMDeploy's ``torch2onnx`` (traced on ``img``) and ``export2SDK``
-    into ``work_dir``: :func:`_exported` with the ``shims`` applied."""
-    from mmdeploy.apis import torch2onnx
+def export(model, task, img, work_dir: str,
+           checkpoint: Optional[str] = None) -> Dict:
+    """MMDeploy's ``export2SDK`` (naming ``checkpoint``) and ``export`` of
+    the built ``model``, traced on ``img`` as its ``torch2onnx`` does
+    (which would build and load a model of its own), into ``work_dir``:
+    :func:`_exported` with the ``shims`` applied."""
+    from mmdeploy.apis.onnx import export as mmdeploy_export
     from mmdeploy.backend.sdk.export_info import export2SDK
+    from mmdeploy.utils import get_dynamic_axes, get_input_shape
+    deploy_cfg, onnx_cfg = task.deploy_cfg, task.deploy_cfg.onnx_config
+    names = onnx_cfg.input_names + onnx_cfg.output_names
     with _exporting(work_dir, ONNX_FILE, *SDK_FILES) as (scratch, shims):
-        # copies: export2SDK rewrites the test pipeline in place
-        torch2onnx(img, scratch, ONNX_FILE, copy.deepcopy(deploy_cfg),
-                   copy.deepcopy(model_cfg), checkpoint, 'cpu')
-        export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg),
+        # copies, before create_input: both rewrite the test pipeline
+        export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(task.model_cfg),
                    scratch, pth=checkpoint or '', device='cpu')
+        data, inputs = task.create_input(img, get_input_shape(deploy_cfg),
+                                         model.data_preprocessor)
+        mmdeploy_export(
+            model, inputs, osp.join(scratch, osp.splitext(ONNX_FILE)[0]),
+            'onnxruntime', context_info=dict(deploy_cfg=deploy_cfg),
+            input_metas=dict(data_samples=data['data_samples'],
+                             mode='predict'),
+            opset_version=onnx_cfg.opset_version,
+            dynamic_axes=get_dynamic_axes(deploy_cfg, names),
+            keep_initializers_as_inputs=onnx_cfg.get(
+                'keep_initializers_as_inputs', True),
+            optimize=onnx_cfg.get('optimize', False),
+            input_names=onnx_cfg.input_names,
+            output_names=onnx_cfg.output_names)
+        # MMDeploy's export leaves its rewritten forward on the model
+        vars(model).pop('forward', None)
     return _exported(osp.join(work_dir, ONNX_FILE), shims=shims)
 
 
@@ -133,7 +152,7 @@ class _Features(torch.nn.Module):
         return (out, ) if isinstance(out, torch.Tensor) else tuple(out)
 
 
-def export_features(model, task, img, deploy_cfg, work_dir: str) -> Dict:
+def export_features(model, task, img, work_dir: str) -> Dict:
     """``model``'s backbone and neck by MMDeploy's ``export``, checked on
     ``img`` and two resized copies (batch 2): ``checks`` (``shape``,
     ``max_rel_error`` = max|ORT - PyTorch| / max|PyTorch|)."""
@@ -149,9 +168,9 @@ def export_features(model, task, img, deploy_cfg, work_dir: str) -> Dict:
     with _exporting(work_dir, FEATURES_FILE) as (scratch, shims):
         mmdeploy_export(
             module, inputs, osp.join(scratch, 'features'), 'onnxruntime',
-            context_info=dict(deploy_cfg=deploy_cfg), input_names=['input'],
-            output_names=names, dynamic_axes=axes,
-            opset_version=deploy_cfg.onnx_config.opset_version)
+            context_info=dict(deploy_cfg=task.deploy_cfg),
+            input_names=['input'], output_names=names, dynamic_axes=axes,
+            opset_version=task.deploy_cfg.onnx_config.opset_version)
     path = osp.join(work_dir, FEATURES_FILE)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     (h, w), checks = inputs.shape[-2:], []
@@ -250,19 +269,14 @@ def match_detections(reference, candidate, score_thr: float = SCORE_THR,
     return report
 
 
-def evaluate(cfg, checkpoint: str, task, backend, work_dir: str) -> Dict:
-    """The test set's metrics of ONNX Runtime (MMDeploy's test runner) and
-    PyTorch (as tools/test.py), in ``work_dir/eval_<name>``."""
-    from mmfca.utils import build_runner
+def evaluate(task, models: Dict, work_dir: str) -> Dict:
+    """The test set's metrics of each of ``models`` (by name: MMDeploy's
+    backend model, the PyTorch model) by MMDeploy's test runner, in
+    ``work_dir/eval_<name>``."""
     with masks_pasted_per_box():
-        onnx = task.build_test_runner(
-            backend, osp.join(work_dir, 'eval_onnxruntime')).test()
-    cfg = cfg.copy()
-    cfg.load_from = checkpoint
-    cfg.work_dir = osp.join(work_dir, 'eval_pytorch')
-    # a visualizer of its own (the config's is a process-wide instance)
-    cfg.visualizer.name = f'mmfca-deploy-pytorch@{work_dir}'
-    return dict(onnxruntime=onnx, pytorch=build_runner(cfg).test())
+        return {name: task.build_test_runner(
+            model, osp.join(work_dir, f'eval_{name}')).test()
+            for name, model in models.items()}
 
 
 def metrics_lines(onnx: Dict, pytorch: Dict) -> List[str]:

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(
     reason='mmdeploy 1.3.1 is installed by tools/setup_env.sh (pip install '
     '--no-deps), onnxruntime with the tests extra')
 deploy = load_tool('deployment/deploy.py')
-from mmfca.deployment import init_model, mmdeploy_ort  # noqa: E402
+from mmfca.apis import init_model  # noqa: E402
+from mmfca.deployment import mmdeploy_ort  # noqa: E402
 
 #: The tiny Mask R-CNN FcaNet-18 the slow tests deploy: the demo config
 #: (MatmulRoIExtractor, 3 classes, 128 px) trained for 24 iterations on the

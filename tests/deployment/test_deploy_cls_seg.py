@@ -1,7 +1,8 @@
 """tools/deployment/deploy.py on an FcaNet classifier (MMPretrain) and an
 FCN FcaNet segmentor (MMSegmentation), small ones from the shipped configs
 on the synthetic sets: ONNX Runtime gives PyTorch's scores and pixel
-labels, and --eval puts its top-1 and mIoU beside PyTorch's."""
+labels, and --eval puts its top-1 and mIoU beside PyTorch's; each run reads
+the checkpoint once."""
 import importlib.util
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from _helpers import load_tool
 from _helpers.runner_configs import classification_cfg, segmentation_cfg
-from mmfca.deployment import init_model
+from mmfca.apis import init_model
 
 pytestmark = pytest.mark.skipif(
     None in (importlib.util.find_spec('onnxruntime'),
@@ -29,9 +30,11 @@ SEG_OPTIONS = {
 }
 
 
-def deployed(cfg, options, tmp_path, capsys):
+def deployed(cfg, options, tmp_path, capsys, monkeypatch):
     """``cfg`` with random weights (BN statistics too, seed 0) saved as a
-    checkpoint, deployed with --eval: the model, the report, the console."""
+    checkpoint, deployed with --eval: the model, the report, the console;
+    the checkpoint read once (build, export and evaluation share the model:
+    every loader ends in torch.load, counted around the real one)."""
     config = str(tmp_path / 'model.py')
     cfg.dump(config)
     cfg.merge_from_dict(options)
@@ -47,7 +50,16 @@ def deployed(cfg, options, tmp_path, capsys):
     argv = [config, ckpt, '--work-dir', str(tmp_path / 'deploy'), '--eval']
     if options:
         argv += ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
+    reads, load = [], torch.load
+
+    def counted_load(f, *args, **kwargs):
+        reads.append(str(f))
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, 'load', counted_load)
     report = deploy.main(argv)
+    monkeypatch.undo()
+    assert reads.count(ckpt) == 1, reads
     return model, report, capsys.readouterr().out
 
 
@@ -58,11 +70,11 @@ def onnx_session(report):
 
 
 def test_classifier_deploys_with_pytorchs_scores_and_top1(
-        imagenet_root, tmp_path, capsys):
+        imagenet_root, tmp_path, capsys, monkeypatch):
     cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py',
                              imagenet_root, tmp_path / 'train')
     cfg.model.head.init_cfg = dict(type='Normal', layer='Linear', std=0.3)
-    model, report, out = deployed(cfg, {}, tmp_path, capsys)
+    model, report, out = deployed(cfg, {}, tmp_path, capsys, monkeypatch)
     assert report['export']['domains'] == ['']
     compared = report['compared']
     assert compared['max_score_diff'] < 1e-4 and compared['same_top1']
@@ -82,14 +94,15 @@ def test_classifier_deploys_with_pytorchs_scores_and_top1(
 
 
 def test_segmentor_deploys_with_pytorchs_labels_and_miou(
-        seg_root, tmp_path, capsys):
+        seg_root, tmp_path, capsys, monkeypatch):
     cfg = segmentation_cfg(
         'configs/seg/fcn_fca50-d8_4xb4-80k_ade20k-512x512.py', seg_root,
         tmp_path / 'train')
     # MMDeploy prepares the image with the config's test_pipeline (the
     # shipped config's resizes to 512 px)
     cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
-    model, report, out = deployed(cfg, SEG_OPTIONS, tmp_path, capsys)
+    model, report, out = deployed(cfg, SEG_OPTIONS, tmp_path, capsys,
+                                  monkeypatch)
     assert report['export']['domains'] == ['']
     assert report['compared']['equal_labels'] >= 0.99
     # independently: a plain session's labels are the argmax of PyTorch's

@@ -20,26 +20,9 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import mmcv  # noqa: E402
 import torch  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
 
+from mmfca.apis import init_model  # noqa: E402
 from mmfca.models import MultiSpectralAttention  # noqa: E402
-from mmfca.utils import load_config, trusted_checkpoint  # noqa: E402
-
-
-def build_model(config, checkpoint, work_dir=None):
-    cfg = load_config(config, work_dir=work_dir)
-    scope = cfg.get('default_scope', 'mmdet')
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    if 'init_cfg' in cfg.model.backbone:
-        cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
-    if 'data_preprocessor' in cfg:  # MMPretrain keeps it at the top level
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
-    load_checkpoint(model, trusted_checkpoint(checkpoint, work_dir),
-                    map_location='cpu')
-    return model.eval()
 
 
 def capture(model, image, size):
@@ -104,7 +87,7 @@ def main(argv=None):
     parser.add_argument('--work-dir',
                         help='your run\'s work dir (trusted checkpoints)')
     args = parser.parse_args(argv)
-    model = build_model(args.config, args.checkpoint, args.work_dir)
+    model = init_model(args.config, args.checkpoint, args.work_dir)
     stages = capture(model, args.image, args.size)
     plot(stages, args.out)
     print(f'{args.out}: {len(stages)} stages')

@@ -13,10 +13,10 @@ classifier scores, segmentation labels). --eval evaluates both on the test
 set. --part features writes DIR/features.onnx instead: the backbone and
 neck, checked against PyTorch at three input sizes.
 
-The deploy config (configs/deploy/) follows the model. The checkpoint loads
-by mmfca's trust rule (tools/train.py's work as they are). The libraries'
-output goes to DIR/deploy.log. An existing DIR/end2end.onnx is kept unless
---force.
+The deploy config (configs/deploy/) follows the model. The checkpoint is
+read once, by mmfca's trust rule (tools/train.py's work as they are). The
+libraries' output goes to DIR/deploy.log. An existing DIR/end2end.onnx is
+kept unless --force.
 """
 import argparse
 import contextlib
@@ -31,9 +31,8 @@ import mmengine
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
-from mmfca.deployment import init_model
+from mmfca.apis import init_model, one_line
 from mmfca.deployment import mmdeploy_ort as ort
-from mmfca.deployment.builder import one_line
 from mmfca.deployment.mmdeploy_ort import DeployError
 
 DEPLOY_DIR = osp.abspath(osp.join(__file__, '../../../configs/deploy'))
@@ -165,22 +164,19 @@ def run(args):
 def deploy(args, cfg, kind, deploy_cfg, img, num_test, say):
     """Export, compare, ``--eval``: the report and the summary's lines."""
     from mmdeploy.apis import build_task_processor
-
-    from mmfca.utils import trusted_checkpoint
-    try:  # checked in full (MMDeploy loads another model's with a warning)
-        pytorch = init_model(cfg, args.checkpoint)
+    try:  # the one read: the export and the evaluation take this model
+        pytorch = init_model(cfg, args.checkpoint, cfg.get('work_dir'))
     except ValueError as err:
         raise DeployError(str(err))
-    ckpt = trusted_checkpoint(args.checkpoint, cfg.get('work_dir'))
     task = build_task_processor(cfg, deploy_cfg, 'cpu')
     opset = deploy_cfg.onnx_config.opset_version
     say(f'exporting with MMDeploy ({args.deploy_cfg}, opset {opset})')
     try:
         if args.part == 'features':
-            exported = ort.export_features(pytorch, task, img, deploy_cfg,
-                                           args.work_dir)
+            exported = ort.export_features(pytorch, task, img, args.work_dir)
         else:
-            exported = ort.export(cfg, deploy_cfg, ckpt, img, args.work_dir)
+            exported = ort.export(pytorch, task, img, args.work_dir,
+                                  args.checkpoint)
     except Exception as err:  # a model or operator MMDeploy cannot take
         LOG.write(traceback.format_exc())
         raise DeployError(
@@ -198,8 +194,9 @@ def deploy(args, cfg, kind, deploy_cfg, img, num_test, say):
     lines.append(f'ONNX Runtime vs PyTorch on {img}: {text}')
     if args.eval:
         say(f'evaluating ONNX Runtime and PyTorch on the {num_test} test '
-            f'images (MMDeploy\'s test runner, mmengine\'s)')
-        report['eval'] = ort.evaluate(cfg, ckpt, task, backend, args.work_dir)
+            f'images (MMDeploy\'s test runner)')
+        report['eval'] = ort.evaluate(task, dict(
+            onnxruntime=backend, pytorch=pytorch), args.work_dir)
         lines.append(f'evaluation on the config\'s test set ({num_test} '
                      f'images):')
         lines += ['  ' + line for line in ort.metrics_lines(
