@@ -6,7 +6,8 @@ only inside :func:`mmdeploy_export_shims`, on those versions only:
   (pytorch/pytorch#159646), where MMDeploy's rewriters never run; the
   default is ``False`` again (an explicit one is kept).
 * ``cast_long_symbolic``: MMDeploy's RoIAlign symbolic imports
-  ``symbolic_opset9._cast_Long``, dropped by torch 2.9 (#161323, #164641).
+  ``symbolic_opset9._cast_Long``, dropped by torch 2.9
+  (pytorch/pytorch#161323, #164641).
 """
 import contextlib
 import functools
