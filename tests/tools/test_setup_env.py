@@ -427,9 +427,9 @@ def test_this_stack_is_the_one_its_lock_pins():
         pytest.skip('an environment not set up by tools/setup_env.sh')
     from importlib.metadata import requires
 
+    import torch
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
-    import torch
     stack = 'oldest' if torch.__version__.startswith('2.1.') else 'readme'
     se.check_versions(osp.join(REPO, 'requirements', f'{stack}.txt'))
     lock = osp.join(REPO, 'requirements', f'{stack}.lock')
