@@ -35,7 +35,7 @@ esac
 JOBS="${MMCV_BUILD_JOBS:-$(nproc)}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "MMCV_BUILD_JOBS=$JOBS is not a positive whole number"
 REQ="$ROOT/requirements/$STACK.txt"
-LOCK="$ROOT/requirements/$STACK.lock"; [ -f "$LOCK" ] || LOCK=$REQ  # none: $REQ alone
+LOCK="$ROOT/requirements/$STACK.lock"; [ -f "$LOCK" ] || LOCK=$REQ  # no lock: $REQ alone (docs/installation.md)
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --no-input -c "$REQ" -c "$LOCK")
 # the Python half, in the venv; -I: neither cwd, tools/ (test.py, train.py) nor PYTHONPATH shadows an import
