@@ -281,7 +281,7 @@ def check_versions(constraints):
         if got is None or not req.specifier.contains(got, True):
             moved.append(f'{req} (installed: {got})')
     if moved:
-        raise SetupError('an install moved the stack\'s versions: '
+        raise SetupError(f'an install moved the versions {constraints} pins: '
                          + ', '.join(moved))
 
 
@@ -324,7 +324,7 @@ def stamp_key(root, stack, site=sysconfig.get_paths()['purelib'],
     parts += sorted(os.listdir(gpus_dir)) if osp.isdir(gpus_dir) else []
     for pattern in [osp.join(root, name) for name in (
             'tools/setup_env.*', 'setup.*', 'pyproject.toml',
-            'requirements/*.txt')] + [osp.join(site, '*.dist-info/RECORD')]:
+            'requirements/*')] + [osp.join(site, '*.dist-info/RECORD')]:
         for path in sorted(glob.glob(pattern)):
             parts += [path, hashlib.sha256(
                 pathlib.Path(path).read_bytes()).hexdigest()]

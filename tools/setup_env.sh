@@ -35,10 +35,10 @@ esac
 JOBS="${MMCV_BUILD_JOBS:-$(nproc)}"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "MMCV_BUILD_JOBS=$JOBS is not a positive whole number"
 REQ="$ROOT/requirements/$STACK.txt"
+LOCK="$ROOT/requirements/$STACK.lock"; [ -f "$LOCK" ] || LOCK=$REQ  # no lock: $REQ alone (docs/installation.md)
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --no-input -c "$REQ")
-# the Python half, in the venv; -I: neither the cwd nor tools/ (which holds
-# test.py and train.py) nor PYTHONPATH shadows an import
+PIP=("$PY" -m pip install --no-input -c "$REQ" -c "$LOCK")
+# the Python half, in the venv; -I: neither cwd, tools/ (test.py, train.py) nor PYTHONPATH shadows an import
 helper() { "$PY" -I "$ROOT/tools/setup_env.py" "$@"; }
 
 if [ -x "$PY" ]; then
@@ -48,7 +48,7 @@ else
     "$PYTHON" -m venv "$VENV"
 fi
 
-log "installing torch and what mmcv needs to build and import (requirements/$STACK.txt)"
+log "installing torch and what mmcv needs to build and import (${LOCK#"$ROOT"/})"
 "${PIP[@]}" torch torchvision numpy mmengine setuptools wheel ninja
 
 # mmcv with ops, with CUDA ops where torch sees a GPU (its proof runs them)
@@ -79,7 +79,7 @@ log "installing mmfca (editable, extras tests and seg) and the model zoos"
 log "installing mmdeploy (without its declared pins)"
 "${PIP[@]}" --no-deps mmdeploy
 
-helper check-versions "$REQ"
+helper check-versions "$LOCK"
 log "proving the stack"
 helper prove "$STACK"
 log "done in $SECONDS s"

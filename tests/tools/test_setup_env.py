@@ -1,8 +1,9 @@
 """The set-up (tools/setup_env.sh and its Python half tools/setup_env.py):
 where mmcv comes from, the C++ standard and the CUDA decision of its build
 on made-up machine facts, the build with pip faked, its progress on a real
-ninja, the checks on this machine's real stack, and the stamp that lets a
-second set-up skip the proof."""
+ninja, the lock (installed from with pip faked, written by ``make lock``
+from this venv), the checks on this machine's real stack, and the stamp
+that lets a second set-up skip the proof."""
 import importlib.util
 import os
 import os.path as osp
@@ -131,6 +132,108 @@ def test_requirements_pin_each_stack_and_the_helpers_mmcv():
         # pkg_resources for mmcv's setup.py; PEP 660 for mmfca's -e
         assert [v in stack['setuptools'] for v in ('56.0.0', '80.9', '81')
                 ] == [False, True, False]
+
+
+def read_lock(path):
+    """The ``name==version`` lines of a lock (its header skipped)."""
+    with open(path) as f:
+        return [line.strip() for line in f if not line.startswith('#')]
+
+
+@pytest.mark.parametrize('stack', ['readme', 'oldest'])
+def test_each_lock_pins_exactly_what_its_stack_file_allows(stack):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    lock = read_lock(osp.join(REPO, 'requirements', f'{stack}.lock'))
+    pins = [Requirement(line) for line in lock]
+    assert all(len(r.specifier) == 1 and str(r.specifier).startswith('==')
+               and not r.marker for r in pins), lock
+    locked = {canonicalize_name(r.name): str(r.specifier)[2:] for r in pins}
+    assert len(locked) == len(lock) > 50  # everything, once
+    # mmcv by version (the set-up finds or builds its wheel), mmdeploy
+    # (installed without its pins), the build tools; neither pip (the
+    # venv's own) nor the editable mmfca
+    assert (locked['mmcv'], locked['mmdeploy']) == (se.MMCV_VERSION, '1.3.1')
+    assert {'setuptools', 'wheel', 'ninja'} <= set(locked)
+    assert not {'pip', 'mmfca'} & set(locked)
+    with open(osp.join(REPO, 'requirements', f'{stack}.txt')) as f:
+        wanted = [line.split('#')[0].strip() for line in f]
+    for req in map(Requirement, filter(None, wanted)):
+        assert req.specifier.contains(locked[canonicalize_name(req.name)])
+
+
+def fake_venv(tmp_path):
+    """A venv whose python records its arguments into calls.txt and passes
+    all but ``proven``: the set-up runs through in milliseconds."""
+    python = tmp_path / 'venv' / 'bin' / 'python'
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls.txt\n'
+                      '[ "$3" != proven ]\n')
+    python.chmod(0o755)
+    return str(tmp_path / 'venv')
+
+
+@pytest.mark.parametrize('locked', [True, False])
+def test_set_up_installs_from_the_lock(tmp_path, locked):
+    """Every pip install is given the stack file and the lock (pip -c), and
+    the check compares the venv with the lock; without a lock (another
+    platform, or the newest of everything before a refresh), the stack
+    file alone."""
+    root = tmp_path / 'root'
+    shutil.copytree(osp.join(REPO, 'tools'), str(root / 'tools'),
+                    ignore=lambda d, names: [n for n in names
+                                             if not n.startswith('setup_env')])
+    (root / 'requirements').mkdir()
+    for name in ('readme.txt', 'readme.lock')[:2 if locked else 1]:
+        shutil.copy(osp.join(REPO, 'requirements', name),
+                    str(root / 'requirements'))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('MMFCA_', 'MMCV_'))}
+    env.update(MMFCA_VENV=fake_venv(tmp_path))
+    proc = subprocess.run(['bash', str(root / 'tools' / 'setup_env.sh')],
+                          env=env, stdout=subprocess.PIPE,
+                          universal_newlines=True)
+    assert proc.returncode == 0
+    pins = 'requirements/readme.' + ('lock' if locked else 'txt')
+    assert f'build and import ({pins})' in proc.stdout
+    txt, pins = f'{root}/requirements/readme.txt', f'{root}/{pins}'
+    calls = (tmp_path / 'calls.txt').read_text().splitlines()
+    installs = [c for c in calls if c.startswith('-m pip install')]
+    assert [c.split()[-1] for c in installs] == ['ninja', f'{root}[tests,seg]',
+                                                 'mmdeploy']
+    assert all(c.startswith(f'-m pip install --no-input -c {txt} -c {pins} ')
+               for c in installs)
+    assert f'-I {root}/tools/setup_env.py check-versions {pins}' in calls
+
+
+def test_make_lock_writes_the_venvs_freeze_then_proves_it(tmp_path):
+    """``make lock`` (its set-up prerequisite skipped, the set-up after it
+    faked) writes every distribution of this venv but pip and mmfca, at
+    its version, under a header; the set-up then runs with it."""
+    import sysconfig
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+    shutil.copy(osp.join(REPO, 'Makefile'), str(tmp_path))
+    (tmp_path / 'requirements').mkdir()
+    (tmp_path / 'requirements' / 'readme.lock').write_text('torch==0.1\n')
+    (tmp_path / 'tools').mkdir()
+    (tmp_path / 'tools' / 'setup_env.sh').write_text(
+        'cp requirements/readme.lock set-up-saw.lock\n')
+    subprocess.run(['make', '-s', '-o', 'install', 'lock',
+                    f'PY={sys.executable}'], cwd=str(tmp_path), check=True)
+    lock = (tmp_path / 'requirements' / 'readme.lock').read_text()
+    assert (tmp_path / 'set-up-saw.lock').read_text() == lock
+    assert lock.startswith('# Every version the set-up installs (pip -c)')
+    site = sysconfig.get_paths()['purelib']
+    installed = {canonicalize_name(d.metadata['Name']): d.version
+                 for d in distributions(path=[site])}
+    lines = read_lock(str(tmp_path / 'requirements' / 'readme.lock'))
+    locked = {canonicalize_name(n): v for n, v in (
+        line.split('==') for line in lines)}
+    assert len(locked) == len(lines)
+    assert locked == {n: v for n, v in installed.items()
+                      if n not in ('pip', 'mmfca')}
 
 
 # ---------------------------------------------------------- the source build
@@ -292,18 +395,56 @@ def test_version_check_names_each_broken_pin(tmp_path):
     with pytest.raises(se.SetupError) as err:
         se.check_versions(str(path))
     assert str(err.value) == (
-        f"an install moved the stack's versions: pytest<1 (installed: {got})"
-        ', no-such-dist-mmfca==1.0 (installed: None)')
+        f'an install moved the versions {path} pins: pytest<1 (installed: '
+        f'{got}), no-such-dist-mmfca==1.0 (installed: None)')
     assert se.main(['check-versions', str(path)]) == 2
     assert se.main(['plan']) == 2  # neither a command
 
 
-def test_this_stack_is_the_one_its_requirements_pin():
+def test_version_check_names_a_package_that_drifted_from_the_lock(
+        tmp_path, capsys):
+    """A lock of this venv with one version moved (as a release would move
+    it in an unlocked install): the check names the package, its installed
+    and its locked version."""
+    from importlib.metadata import version
+    got, lock = version('packaging'), tmp_path / 'readme.lock'
+    lock.write_text(f'# header\npackaging=={got}\npytest==1.0.1\n')
+    assert se.main(['check-versions', str(lock)]) == 2
+    assert capsys.readouterr().err == (
+        f'[setup] an install moved the versions {lock} pins: pytest==1.0.1 '
+        f'(installed: {version("pytest")})\n')
+    lock.write_text(f'packaging=={got}\n')
+    assert se.main(['check-versions', str(lock)]) == 0
+
+
+def test_this_stack_is_the_one_its_lock_pins():
+    """What CI proves of each stack after its set-up: each locked version
+    is the installed one, and the lock holds every package that its own
+    packages and mmfca (extras tests and seg) require here, but those
+    mmdeploy declares (installed without them); what a user added by hand
+    (nvcc from PyPI, say) is no part of it."""
     if not osp.isfile(se.STAMP):
         pytest.skip('an environment not set up by tools/setup_env.sh')
+    from importlib.metadata import requires
+
     import torch
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
     stack = 'oldest' if torch.__version__.startswith('2.1.') else 'readme'
     se.check_versions(osp.join(REPO, 'requirements', f'{stack}.txt'))
+    lock = osp.join(REPO, 'requirements', f'{stack}.lock')
+    se.check_versions(lock)  # each locked version is the installed one
+    locked = {canonicalize_name(line.split('==')[0])
+              for line in read_lock(lock)}
+    unlocked = set()
+    for name, extras in [('mmfca', ('', 'tests', 'seg'))] + [
+            (n, ('',)) for n in locked - {'mmdeploy'}]:
+        for req in map(Requirement, requires(name) or []):
+            if (not req.marker or any(req.marker.evaluate({'extra': e})
+                                      for e in extras)):
+                unlocked |= {canonicalize_name(req.name)} - locked
+    assert not unlocked, (f'required, not in {lock}: {sorted(unlocked)}; '
+                          'prove them, then make lock (docs/installation.md)')
 
 
 def test_mmdeploy_runs_without_its_declared_protobuf_pin():
@@ -340,6 +481,7 @@ def test_stamp_key_changes_with_every_fact_it_records(tmp_path, monkeypatch):
     first, seen = key(), set()
     edits = ['root/setup.cfg', 'root/tools/setup_env.sh',
              'root/requirements/readme.txt', 'root/requirements/oldest.txt',
+             'root/requirements/readme.lock',
              'site/torch-2.14.1.dist-info/RECORD',  # another build
              'site/mmcv-2.1.0.dist-info/RECORD', 'gpus/0000:01:00.0']
     for name in edits:
