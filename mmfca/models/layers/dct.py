@@ -110,15 +110,13 @@ def scale_freqs(grid_freqs, h, w, proportional: bool = False):
         list[tuple[int, int]] | Tensor: The filter pairs, in the kind of
         ``grid_freqs``.
     """
-    as_tensor = isinstance(grid_freqs, torch.Tensor)
-    if not proportional:
+    if not proportional:  # u * (h // 7) = u * h' // 7, h' = h rounded to 7s
         check_filter_size(h, w)
-    grid = grid_freqs if as_tensor else torch.tensor(grid_freqs).view(-1, 2)
-    u, v = grid[:, 0], grid[:, 1]
-    freqs = torch.stack([u * h // FREQ_GRID, v * w // FREQ_GRID] if
-                        proportional else
-                        [u * (h // FREQ_GRID), v * (w // FREQ_GRID)], 1)
-    return freqs if as_tensor else [tuple(p) for p in freqs.tolist()]
+        h, w = h // FREQ_GRID * FREQ_GRID, w // FREQ_GRID * FREQ_GRID
+    if isinstance(grid_freqs, torch.Tensor):  # tensor ops: h, w may be traced
+        return torch.stack([grid_freqs[:, 0] * h // FREQ_GRID,
+                            grid_freqs[:, 1] * w // FREQ_GRID], 1)
+    return [(u * h // FREQ_GRID, v * w // FREQ_GRID) for u, v in grid_freqs]
 
 
 def check_filter_size(dct_h: int, dct_w: int) -> None:
