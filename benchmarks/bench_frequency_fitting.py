@@ -4,9 +4,10 @@ paper's 49-run single-frequency ablation (frequency_ablation.py), on a
 classification set whose classes only known DCT cells tell apart
 (:func:`mmfca.datasets.make_planted_frequency_set`), FcaNet-18.
 
-    python benchmarks/bench_frequency_fitting.py --out-dir work_dirs/fit_bench \\
-        [--part all|fit|ablation|retrain] [--epochs 6] [--fit-seeds 3] \\
-        [--ablation-seeds 2] [--retrain-seeds 5]
+    python benchmarks/bench_frequency_fitting.py \\
+        --out-dir work_dirs/fit_bench [--part all|fit|ablation|retrain|dense]
+        [--epochs 4] [--depth 0.1] [--fit-seeds 3] [--ablation-seeds 2]
+        [--retrain-seeds 5]
 
 Parts, cheapest decisive results first (``all`` runs them in this order):
 
@@ -53,6 +54,10 @@ def planted_config(data_root, num_classes, epochs, path):
     cfg = Config.fromfile(BASE_CONFIG)
     cfg.model.head.num_classes = num_classes
     cfg.model.head.topk = (1, )
+    # the residual branches (where the FCA layers are) alive from the
+    # start: zero-initialised last norms silence the attention (its input
+    # and its gradients) for most of a run this short
+    cfg.model.backbone.zero_init_residual = False
     cfg.data_preprocessor.num_classes = num_classes
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
     for loader, prefix, shuffle in (('train_dataloader', 'train', True),
@@ -89,9 +94,9 @@ def call(cmd, log):
     """Run ``cmd`` nicely (one thread), its output appended to ``log``;
     SystemExit naming the log if it fails."""
     os.makedirs(osp.dirname(log), exist_ok=True)
+    path = [REPO] + os.environ.get('PYTHONPATH', '').split(os.pathsep)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [REPO] + os.environ.get('PYTHONPATH', '').split(os.pathsep)))
+               PYTHONPATH=os.pathsep.join(p for p in path if p))
     with open(log, 'a') as f:
         code = subprocess.call(['nice', '-n', '19', sys.executable] + cmd,
                                stdout=f, stderr=subprocess.STDOUT, env=env,
@@ -146,13 +151,16 @@ class Bench:
         self.times = {}
 
     def setup(self):
-        from mmfca.datasets import make_planted_frequency_set
+        from mmfca.datasets import (make_planted_frequency_set,
+                                    planted_class_names)
         data = osp.join(self.out, 'data')
         if not osp.isdir(osp.join(data, 'val')):
             make_planted_frequency_set(data, self.cells, self.args.num_train,
                                        self.args.num_val, seed=0,
-                                       img_size=self.args.img_size)
-        planted_config(data, len(self.cells), self.args.epochs, self.config)
+                                       img_size=self.args.img_size,
+                                       depth=self.args.depth)
+        planted_config(data, len(planted_class_names(self.cells)),
+                       self.args.epochs, self.config)
 
     def fit_dir(self, seed):
         return osp.join(self.out, 'fit', f'seed{seed}')
@@ -235,7 +243,8 @@ class Bench:
         lines = [
             '# Fitted frequencies against the 49-run ablation', '',
             f'Planted set: {a.num_train} train / {a.num_val} val images of '
-            f'{a.img_size} px, {k} classes, planted cells '
+            f'{a.img_size} px, {2 * k} classes (cell, sign), depth '
+            f'{a.depth}, planted cells '
             f'{self.cells}; FcaNet-18, {a.epochs} epochs per training. '
             f'Command: `python benchmarks/bench_frequency_fitting.py '
             f'--out-dir {a.out_dir}`. Partial until every row says so.', '']
@@ -330,13 +339,101 @@ class Bench:
             f.write('\n'.join(lines) + '\n')
 
 
+def seg_config(data_root, path):
+    """MMSegmentation's FCN with FcaNet-50 on the synthetic segmentation
+    set: 64 px, batch 2, no checkpoint; written to ``path``."""
+    from mmengine.config import Config, ConfigDict
+
+    from mmfca.datasets import SEG_CLASSES
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs/seg/fcn_fca50-d8_4xb4-80k_ade20k-512x512.py'))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.data_preprocessor.size = (64, 64)
+    cfg.model.decode_head.num_classes = len(SEG_CLASSES)
+    cfg.model.auxiliary_head.num_classes = len(SEG_CLASSES)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                dict(type='Resize', scale=(64, 64), keep_ratio=True),
+                dict(type='PackSegInputs')]
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val')):
+        cfg[loader].dataset = ConfigDict(
+            type='BaseSegDataset', data_root=data_root,
+            metainfo=dict(classes=SEG_CLASSES),
+            data_prefix=dict(img_path=f'img_dir/{split}',
+                             seg_map_path=f'ann_dir/{split}'),
+            img_suffix='.jpg', seg_map_suffix='.png', pipeline=pipeline)
+        cfg[loader].batch_size = 2
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=4,
+                         val_interval=4)
+    cfg.default_hooks.logger.interval = 1
+    cfg.dump(path)
+    return path
+
+
+def run_dense(out):
+    """The fitting tool on the demo's detector (synthetic COCO, one epoch)
+    and on FCN FcaNet-50 (synthetic segmentation, 4 iterations); each
+    retrained with its fitted 16 and evaluated."""
+    from mmfca.datasets import make_synthetic_coco, make_synthetic_segmentation
+    out = osp.join(out, 'dense')
+    coco = osp.join(out, 'coco') + '/'
+    if not osp.isdir(osp.join(coco, 'annotations')):
+        make_synthetic_coco(coco, num_train=8, num_val=4, seed=0,
+                            img_size=(96, 96))
+    seg = osp.join(out, 'seg')
+    if not osp.isdir(osp.join(seg, 'ann_dir')):
+        make_synthetic_segmentation(seg, num_train=4, num_val=2)
+    ann = coco + 'annotations/instances_val2017.json'
+    det_options = {
+        'train_dataloader.dataset.data_root': coco,
+        'val_dataloader.dataset.data_root': coco,
+        'test_dataloader.dataset.data_root': coco,
+        'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann,
+        'train_dataloader.batch_size': 4, 'train_cfg.max_epochs': 1}
+    tasks = [('detection', osp.join(
+        REPO, 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py'),
+        det_options, 'coco/bbox_mAP'),
+        ('segmentation', seg_config(seg, osp.join(out, 'seg.py')), {},
+         'mIoU')]
+    lines = []
+    for name, config, options, metric in tasks:
+        fit = osp.join(out, name, 'fit')
+        cmd = [osp.join(TOOLS, 'fit_frequencies.py'), config, '--out-dir',
+               fit]
+        if options:
+            cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in
+                                        options.items()]
+        if load_ranking(fit) is None:
+            call(cmd, osp.join(fit, 'console.log'))
+        pairs = ranked(load_ranking(fit))[:16]
+        run = osp.join(out, name, 'retrain')
+        if not osp.isfile(osp.join(run, 'result.json')):
+            call([osp.abspath(__file__), '--one-run', run, '--seed', '0',
+                  '--pairs', json.dumps(pairs), '--config', config,
+                  '--options', json.dumps(options), '--out-dir', out],
+                 osp.join(run, 'output.log'))
+        with open(osp.join(run, 'result.json')) as f:
+            value = json.load(f)[metric]
+        lines.append(f'| {name} | `{" ".join(cmd[1:])}` | {pairs} | '
+                     f'{metric} {value:.4g} |')
+    with open(osp.join(out, 'results.md'), 'w') as f:
+        f.write('| task | fitting command | fitted 16 | retrained with '
+                'them |\n|---|---|---|---|\n' + '\n'.join(lines) + '\n')
+    print('\n'.join(lines), flush=True)
+
+
 def one_run(args):
-    """Train the planted config with ``--pairs`` and fixed DCT filters;
-    write ``result.json`` (this process)."""
+    """Train ``--config`` (default: the planted one) with ``--pairs`` and
+    fixed DCT filters, validate once; write ``result.json`` (this
+    process)."""
     from mmfca.utils import build_runner, load_config
     pairs = [tuple(p) for p in json.loads(args.pairs)]
-    cfg = load_config(osp.join(osp.abspath(args.out_dir), 'planted.py'),
-                      None, args.one_run)
+    config = args.config or osp.join(osp.abspath(args.out_dir), 'planted.py')
+    options = json.loads(args.options) if args.options else None
+    cfg = load_config(config, options, args.one_run)
     cfg.model.backbone.freq_sel_method = pairs
     cfg.randomness = dict(seed=args.seed)
     cfg.train_cfg.val_begin = 10**9  # once, after training
@@ -354,17 +451,21 @@ def main():
     parser.add_argument('--out-dir', default='work_dirs/fit_bench')
     parser.add_argument('--part', default='all',
                         choices=('all', 'fit', 'ablation', 'retrain',
-                                 'results'))
-    parser.add_argument('--epochs', type=int, default=6)
+                                 'dense', 'results'))
+    parser.add_argument('--epochs', type=int, default=4)
     parser.add_argument('--num-train', type=int, default=512)
     parser.add_argument('--num-val', type=int, default=256)
     parser.add_argument('--img-size', type=int, default=64)
+    parser.add_argument('--depth', type=float, default=0.1,
+                        help='contrast modulation depth of the planted set')
     parser.add_argument('--fit-seeds', type=int, default=3)
     parser.add_argument('--ablation-seeds', type=int, default=2)
     parser.add_argument('--retrain-seeds', type=int, default=5)
     parser.add_argument('--one-run', help=argparse.SUPPRESS)
     parser.add_argument('--seed', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--pairs', help=argparse.SUPPRESS)
+    parser.add_argument('--config', help=argparse.SUPPRESS)
+    parser.add_argument('--options', help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, REPO)
     if args.one_run:
@@ -381,6 +482,8 @@ def main():
             bench.run_ablation(seed)
     if args.part in ('all', 'retrain'):
         bench.run_retrain()
+    if args.part == 'dense':
+        run_dense(bench.out)
     bench.write_results()
     print(f'[bench] {osp.join(bench.out, "results.md")}', flush=True)
 

@@ -23,23 +23,25 @@ def cell_energy(img, size):
 
 
 def test_classes_differ_only_in_their_cell(tmp_path):
-    root = make_planted_frequency_set(str(tmp_path), num_train=8,
-                                      num_val=4, seed=0, img_size=64)
+    root = make_planted_frequency_set(str(tmp_path), num_train=16,
+                                      num_val=8, seed=0, img_size=64)
     names = planted_class_names()
-    assert names == ('u0_v2', 'u2_v0', 'u1_v3', 'u3_v1')
-    for split, num in (('train', 8), ('val', 4)):
+    assert names == ('u0_v2_pos', 'u0_v2_neg', 'u2_v0_pos', 'u2_v0_neg',
+                     'u1_v3_pos', 'u1_v3_neg', 'u3_v1_pos', 'u3_v1_neg')
+    for split, num in (('train', 16), ('val', 8)):
         counts = [len(list((tmp_path / split / n).iterdir())) for n in names]
-        assert counts == [num // 4] * 4
+        assert counts == [num // 8] * 8
     means, contrasts = [], []
-    for k, (cell, name) in enumerate(zip(PLANTED_CELLS, names)):
+    for k, name in enumerate(names):
+        cell, sign = PLANTED_CELLS[k // 2], (1, -1)[k % 2]
         for path in sorted((tmp_path / 'train' / name).iterdir()):
             img = np.asarray(Image.open(path))
             assert img.shape == (64, 64, 3) and img.dtype == np.uint8
             coef = cell_energy(img, 64)
             coef[0, 0] = 0  # the overall contrast
-            # the largest coefficient is the class's cell, positive
+            # the largest coefficient is the class's cell, with its sign
             assert np.unravel_index(np.abs(coef).argmax(), coef.shape) == \
-                cell and coef[cell] > 0
+                cell and np.sign(coef[cell]) == sign
             means.append(img.mean())
             contrasts.append(img.std())
     # what GAP sees varies from image to image within a class as much as
@@ -47,12 +49,13 @@ def test_classes_differ_only_in_their_cell(tmp_path):
     assert np.ptp(means) > 10 and np.ptp(contrasts) > 5
     assert root == str(tmp_path)
     # same seed, same images
-    again = make_planted_frequency_set(str(tmp_path / 'again'), num_train=8,
-                                       num_val=4, seed=0, img_size=64)
+    again = make_planted_frequency_set(str(tmp_path / 'again'),
+                                       num_train=16, num_val=8, seed=0,
+                                       img_size=64)
     first = sorted((tmp_path / 'val').rglob('*.png'))
     assert [np.array_equal(np.asarray(Image.open(a)), np.asarray(
         Image.open(str(a).replace(str(tmp_path), again)))) for a in first] \
-        == [True] * 4
+        == [True] * 8
 
 
 def test_planted_cells_are_checked(tmp_path):
