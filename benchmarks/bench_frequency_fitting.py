@@ -106,6 +106,12 @@ def call(cmd, log):
                          f'{log}')
 
 
+def read_records(folder):
+    """``{(u, v): value}`` of the cells a tool has finished so far."""
+    from mmfca.frequency_selection import read_records
+    return read_records(folder)
+
+
 def load_ranking(folder):
     """``{(u, v): value}`` of a finished tool's cells, or None."""
     if not osp.isfile(osp.join(folder, 'ranking.json')):
@@ -180,11 +186,20 @@ class Bench:
                 json.dump(dict(seconds=time.time() - start), f)
         self.write_results()
 
+    def ablation_order(self):
+        """The planted cells first, then the others in a fixed random
+        order: a partial ablation already compares the two."""
+        rest = [(u, v) for u in range(7) for v in range(7)
+                if (u, v) not in self.cells]
+        random.Random(0).shuffle(rest)
+        return self.cells + rest
+
     def run_ablation(self, seed):
         out = self.ablation_dir(seed)
         print(f'[bench] ablation seed {seed}', flush=True)
+        cells = ' '.join(f'{u},{v}' for u, v in self.ablation_order())
         call([osp.join(TOOLS, 'frequency_ablation.py'), self.config,
-              '--out-dir', out] + seeded(seed),
+              '--out-dir', out, '--cells', cells] + seeded(seed),
              osp.join(out, 'console.log'))
         self.write_results()
 
@@ -281,10 +296,18 @@ class Bench:
             n = len(os.listdir(folder)) if osp.isdir(folder) else 0
             r = abl[s]
             extra = ''
+            part = read_records(self.ablation_dir(s))
+            planted = [x for c, x in part.items() if c in self.cells]
+            others = [x for c, x in part.items() if c not in self.cells]
+            if planted and others:
+                extra = (f'; mean top-1 of the planted cells '
+                         f'{np.mean(planted):.2f} ({len(planted)}), of the '
+                         f'others {np.mean(others):.2f} ({len(others)}, '
+                         f'range {min(others):.2f}-{max(others):.2f})')
             if r:
                 top = ranked(r)[:k]
-                extra = (f'; precision@{k} {len(set(top) & set(self.cells))}'
-                         f'/{k}, first {k}: {top}')
+                hit = len(set(top) & set(self.cells))
+                extra += f'; precision@{k} {hit}/{k}, first {k}: {top}'
             lines.append(f'- seed {s}: {n} of 49 cells{extra}')
         done = [r for r in abl.values() if r]
         mean = self.mean_ablation() if len(done) == a.ablation_seeds \
