@@ -179,11 +179,13 @@ class Bench:
         if load_ranking(out) is None:
             print(f'[bench] fit seed {seed}', flush=True)
             start = time.time()
+            whole = not osp.exists(out)  # else a resumed run: not timed
             call([osp.join(TOOLS, 'fit_frequencies.py'), self.config,
                   '--out-dir', out, '--seed', str(seed)] + seeded(seed),
                  osp.join(out, 'console.log'))
-            with open(osp.join(out, 'time.json'), 'w') as f:
-                json.dump(dict(seconds=time.time() - start), f)
+            if whole:
+                with open(osp.join(out, 'time.json'), 'w') as f:
+                    json.dump(dict(seconds=time.time() - start), f)
         self.write_results()
 
     def ablation_order(self):
@@ -275,10 +277,14 @@ class Bench:
         for s, r in fits.items():
             top = ranked(r)[:k]
             hit = len(set(top) & set(self.cells))
-            with open(osp.join(self.fit_dir(s), 'time.json')) as f:
-                sec = json.load(f)['seconds']
-            self.times.setdefault('fit', []).append(sec)
-            lines.append(f'| {s} | {hit}/{k} | {top} | {sec:.0f} |')
+            timed = osp.join(self.fit_dir(s), 'time.json')
+            sec = '- (resumed)'
+            if osp.isfile(timed):
+                with open(timed) as f:
+                    sec = json.load(f)['seconds']
+                self.times.setdefault('fit', []).append(sec)
+                sec = f'{sec:.0f}'
+            lines.append(f'| {s} | {hit}/{k} | {top} | {sec} |')
         if len(fits) > 1:
             pairs = list(itertools.combinations(fits.values(), 2))
             jac = np.mean([jaccard(ranked(x)[:16], ranked(y)[:16])
