@@ -257,6 +257,7 @@ class Bench:
 
     def write_results(self):
         a, k = self.args, len(self.cells)
+        self.times = {}
         lines = [
             '# Fitted frequencies against the 49-run ablation', '',
             f'Planted set: {a.num_train} train / {a.num_val} val images of '
