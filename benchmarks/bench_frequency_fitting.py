@@ -186,6 +186,9 @@ class Bench:
             if whole:
                 with open(osp.join(out, 'time.json'), 'w') as f:
                     json.dump(dict(seconds=time.time() - start), f)
+        if not osp.isfile(osp.join(out, 'diagnosis.json')):
+            call([osp.abspath(__file__), '--diagnose', '--seed', str(seed),
+                  '--out-dir', self.out], osp.join(out, 'diagnosis.log'))
         self.write_results()
 
     def ablation_order(self):
@@ -286,6 +289,27 @@ class Bench:
                 self.times.setdefault('fit', []).append(sec)
                 sec = f'{sec:.0f}'
             lines.append(f'| {s} | {hit}/{k} | {top} | {sec} |')
+        diag = [(s, osp.join(self.fit_dir(s), 'diagnosis.json'))
+                for s in fits]
+        diag = [(s, json.load(open(p))) for s, p in diag if osp.isfile(p)]
+        if diag:
+            lines += ['', 'Does the fitted network use the planted cell? '
+                      'Top-1 on the val images of a planted cell\'s two '
+                      'classes, evaluated with that cell / with the other '
+                      '48 (mean); and how far the class scores move from '
+                      'those with (0, 0) (mean L1: planted cells, the '
+                      'median of all 49):', '',
+                      '| fit seed | ' + ' | '.join(
+                          f'{tuple(c)}: own / others' for c in self.cells)
+                      + ' | scores moved: planted / median |',
+                      '|---|' + '---|' * (len(self.cells) + 1)]
+            for s, d in diag:
+                moved = {tuple(c): x for c, x in d['moved']}
+                lines.append(
+                    f'| {s} | ' + ' | '.join(
+                        f'{a:.3f} / {b:.3f}' for _, a, b in d['own']) +
+                    ' | ' + ', '.join(f'{moved[c]:.3f}' for c in self.cells)
+                    + f' / {np.median(list(moved.values())):.3f} |')
         if len(fits) > 1:
             pairs = list(itertools.combinations(fits.values(), 2))
             jac = np.mean([jaccard(ranked(x)[:16], ranked(y)[:16])
@@ -455,6 +479,55 @@ def run_dense(out):
     print('\n'.join(lines), flush=True)
 
 
+def diagnose(args):
+    """Does the fitted network use the planted cell? Per planted cell, the
+    top-1 on the val images of its two classes evaluated with that cell
+    against the mean over the other 48 cells; and per cell, how far the
+    class scores move from those with (0, 0) (mean L1 over the val set).
+    Written to ``OUT/fit/seed{S}/diagnosis.json`` (this process)."""
+    import torch
+    from mmengine.runner import Runner
+
+    from mmfca.datasets import PLANTED_CELLS
+    from mmfca.frequency_selection import (GRID_CELLS, set_cell,
+                                           use_cell_sampling)
+    from mmfca.utils import load_config
+    out = osp.join(osp.abspath(args.out_dir), 'fit', f'seed{args.seed}')
+    cfg = load_config(osp.join(osp.abspath(args.out_dir), 'planted.py'),
+                      None, osp.join(out, 'diagnosis'))
+    cfg.load_from = osp.join(out, 'run', 'fitted.pth')
+    runner = Runner.from_cfg(cfg)
+    use_cell_sampling(runner.model)
+    runner.load_or_resume()
+    runner.model.eval()
+    names = runner.val_dataloader.dataset.metainfo['classes']
+    res = {}
+    with torch.no_grad():
+        for cell in GRID_CELLS:
+            set_cell(runner.model, cell)
+            gt, pred, scores = [], [], []
+            for data in runner.val_dataloader:
+                for o in runner.model.val_step(data):
+                    gt.append(int(o.gt_label))
+                    pred.append(int(o.pred_label))
+                    scores.append(o.pred_score.numpy())
+            res[cell] = (np.array(gt), np.array(pred), np.stack(scores))
+    own = []
+    for u, v in PLANTED_CELLS:
+        idx = [names.index(f'u{u}_v{v}_{s}') for s in ('pos', 'neg')]
+        gt = res[(u, v)][0]
+        mask = np.isin(gt, idx)
+
+        def acc(c):
+            return float((res[c][1][mask] == gt[mask]).mean())
+        own.append([[u, v], acc((u, v)), float(np.mean(
+            [acc(c) for c in GRID_CELLS if c != (u, v)]))])
+    moved = [[list(c), float(np.abs(res[c][2] - res[(0, 0)][2]).sum(1)
+                             .mean())] for c in GRID_CELLS]
+    with open(osp.join(out, 'diagnosis.json'), 'w') as f:
+        json.dump(dict(own=own, moved=moved), f)
+
+
 def one_run(args):
     """Train ``--config`` (default: the planted one) with ``--pairs`` and
     fixed DCT filters, validate once; write ``result.json`` (this
@@ -492,6 +565,8 @@ def main():
     parser.add_argument('--ablation-seeds', type=int, default=2)
     parser.add_argument('--retrain-seeds', type=int, default=5)
     parser.add_argument('--one-run', help=argparse.SUPPRESS)
+    parser.add_argument('--diagnose', action='store_true',
+                        help=argparse.SUPPRESS)
     parser.add_argument('--seed', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--pairs', help=argparse.SUPPRESS)
     parser.add_argument('--config', help=argparse.SUPPRESS)
@@ -500,6 +575,9 @@ def main():
     sys.path.insert(0, REPO)
     if args.one_run:
         one_run(args)
+        return
+    if args.diagnose:
+        diagnose(args)
         return
     bench = Bench(args)
     os.makedirs(bench.out, exist_ok=True)
