@@ -133,7 +133,7 @@ def spearman(a, b):
     from scipy.stats import spearmanr
     cells = sorted(set(a) & set(b))
     return float(spearmanr([a[c] for c in cells],
-                           [b[c] for c in cells]).statistic)
+                           [b[c] for c in cells])[0])
 
 
 def jaccard(a, b):
