@@ -347,6 +347,22 @@ class Bench:
             ceiling = spearman(done[0], done[1])
             lines += ['', f'Noise ceiling (Spearman, ablation seed 0 vs '
                       f'seed 1): {ceiling:.2f}']
+        else:  # partial: the cells both seeds have so far
+            parts = [read_records(self.ablation_dir(s))
+                     for s in range(a.ablation_seeds)]
+            common = set(parts[0]).intersection(*parts[1:]) \
+                if len(parts) > 1 else set()
+            if len(common) >= 3:
+                lines += ['', 'Noise ceiling so far (partial): Spearman of '
+                          f'seed 0 vs seed 1 over the {len(common)} cells '
+                          f'both have: {spearman(parts[0], parts[1]):.2f}']
+            if fits and len(parts[0]) >= 3:
+                rhos = [spearman(r, parts[0]) for r in fits.values()]
+                lines += ['', 'Fitted rankings vs ablation seed 0 so far '
+                          f'(partial, its {len(parts[0])} cells): Spearman '
+                          + ', '.join(f'{x:.2f}' for x in rhos)
+                          + ' (fit seeds ' + ', '.join(map(str, fits))
+                          + ')']
         if mean and fits:
             lines += ['', '| fit seed | Spearman vs mean ablation | '
                       'precision@16 vs ablation top 16 (chance 5.2) |',
