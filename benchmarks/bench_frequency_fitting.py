@@ -212,7 +212,9 @@ class Bench:
         """The retrained frequency lists, by name (None until known)."""
         from mmfca.models.layers.dct import get_grid_freqs
         fit = load_ranking(self.fit_dir(0))
-        abl = self.mean_ablation()
+        abl = self.mean_ablation() if all(
+            load_ranking(self.ablation_dir(s))
+            for s in range(self.args.ablation_seeds)) else None
         rng = random.Random(0)
         cells = [(u, v) for u in range(7) for v in range(7)]
         return {
