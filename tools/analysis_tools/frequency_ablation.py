@@ -22,30 +22,20 @@ fails stops the tool with the cell and its log named; a rerun skips the
 finished cells.
 """
 import argparse
-import datetime
 import json
-import math
 import os
 import os.path as osp
 import subprocess
 import sys
 import time
 
-import matplotlib
+from mmengine.config import DictAction
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from mmfca.models.layers.dct import FREQ_GRID  # noqa: E402
-from mmfca.utils import build_runner, load_config  # noqa: E402
-
-#: Metric used when --metric is not given, per library.
-DEFAULT_METRICS = {
-    'mmpretrain': 'accuracy/top1',
-    'mmdet': 'coco/bbox_mAP',
-    'mmseg': 'mIoU'
-}
+from mmfca.frequency_selection import (DEFAULT_METRICS, cell_path, duration,
+                                       read_records, write_heatmap)
+from mmfca.frequency_selection import write_record as write_cell_record
+from mmfca.models.layers.dct import FREQ_GRID
+from mmfca.utils import build_runner, load_config
 
 
 def parse_cells(text):
@@ -59,11 +49,6 @@ def parse_cells(text):
             raise ValueError(f'Cell {item!r} is outside the 7x7 grid.')
         cells.append((u, v))
     return cells
-
-
-def cell_path(out_dir, u, v):
-    """The record of a finished cell: ``OUT/cells/u{u}_v{v}.json``."""
-    return osp.join(out_dir, 'cells', f'u{u}_v{v}.json')
 
 
 def run_dir(out_dir, u, v):
@@ -104,18 +89,8 @@ def write_record(args, u, v, metric):
     Raises:
         KeyError: If ``metric`` is not among the validation results.
     """
-    metrics = run_cell(args, u, v)
-    if metric not in metrics:
-        raise KeyError(f'Metric {metric!r} not among the validation '
-                       f'results {sorted(metrics)}; pass --metric.')
-    record = dict(u=u, v=v, metric=metric, value=float(metrics[metric]),
-                  metrics={k: float(x) for k, x in metrics.items()})
-    path = cell_path(args.out_dir, u, v)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)  # a cell counts as done only when whole
-    return record
+    return write_cell_record(args.out_dir, u, v, metric,
+                             run_cell(args, u, v))
 
 
 def spawn_cell(argv, u, v, metric, log):
@@ -149,39 +124,6 @@ def spawn_cell(argv, u, v, metric, log):
         f.seek(max(0, osp.getsize(log) - 4096))
         lines = f.read().decode(errors='replace').strip().splitlines()
     return lines[-1].strip() if lines else f'exit status {code}'
-
-
-def duration(seconds):
-    """``seconds`` as MMEngine writes its eta: ``H:MM:SS``."""
-    return str(datetime.timedelta(seconds=round(seconds)))
-
-
-def write_heatmap(results, metric, out_dir):
-    """Heatmap PNG + its values (heatmap.json) + ranking.json."""
-    grid = [[math.nan] * FREQ_GRID for _ in range(FREQ_GRID)]
-    for (u, v), value in results.items():
-        grid[u][v] = value
-    with open(osp.join(out_dir, 'heatmap.json'), 'w') as f:
-        json.dump(dict(metric=metric, grid=grid), f, indent=1)
-    ranked = sorted(results.items(), key=lambda kv: -kv[1])
-    with open(osp.join(out_dir, 'ranking.json'), 'w') as f:
-        json.dump(dict(metric=metric, pairs=[list(p) for p, _ in ranked],
-                       values=[v for _, v in ranked]), f, indent=1)
-    fig, ax = plt.subplots(figsize=(5, 4.4))
-    image = ax.imshow(grid, cmap='viridis')
-    for (u, v), value in results.items():
-        ax.text(v, u, f'{value:.3g}', ha='center', va='center', fontsize=7,
-                color='white')
-    ax.set_xticks(range(FREQ_GRID))
-    ax.set_yticks(range(FREQ_GRID))
-    ax.set_xlabel('v (width frequency)')
-    ax.set_ylabel('u (height frequency)')
-    ax.set_title(f'single-frequency {metric}')
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(osp.join(out_dir, 'heatmap.png'), dpi=100)
-    plt.close(fig)
-    return ranked
 
 
 def main(argv=None):
@@ -249,13 +191,8 @@ def main(argv=None):
             if left else ''
         print(f'[ablation] {cell}: {metric} {value:.4g}, '
               f'{duration(elapsed)} elapsed{eta}', flush=True)
-    results = {}
     # every finished cell of this out-dir, also from earlier invocations
-    for name in sorted(os.listdir(osp.join(args.out_dir, 'cells'))):
-        if name.endswith('.json'):
-            with open(osp.join(args.out_dir, 'cells', name)) as f:
-                record = json.load(f)
-            results[(record['u'], record['v'])] = record['value']
+    results = read_records(args.out_dir)
     ranked = write_heatmap(results, metric, args.out_dir)
     print(f'[ablation] {metric}, best first: ' +
           ', '.join(f'({u},{v}) {x:.4g}' for (u, v), x in ranked))

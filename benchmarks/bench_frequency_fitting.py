@@ -1,0 +1,618 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""Frequencies fitted in one training (fit_frequencies.py) against the
+paper's 49-run single-frequency ablation (frequency_ablation.py), on a
+classification set whose classes only known DCT cells tell apart
+(:func:`mmfca.datasets.make_planted_frequency_set`), FcaNet-18.
+
+    python benchmarks/bench_frequency_fitting.py \\
+        --out-dir work_dirs/fit_bench [--part all|fit|ablation|retrain|dense]
+        [--epochs 4] [--depth 0.1] [--fit-seeds 3] [--ablation-seeds 2]
+        [--retrain-seeds 5]
+
+Parts, cheapest decisive results first (``all`` runs them in this order):
+
+* ``fit``: the fitting tool, one run per seed: precision@k of its ranking
+  against the planted cells (k = their number), Jaccard of the chosen 16
+  across seeds;
+* ``ablation``: the ablation tool over all 49 cells, once per seed; the
+  Spearman correlation of two seeds' rankings is the noise ceiling; then
+  the fitted rankings against the mean ablation ranking (Spearman,
+  precision@16 against the ablation's top 16);
+* ``retrain``: FcaNet-18 with fixed DCT filters and 16 frequencies, per
+  list (fitted, ablation's, published top16, low16, 16 random cells) and
+  GAP alone (top1, i.e. SE), one training per seed: top-1, mean and spread.
+
+Restartable: finished runs (the tools' records, the retrains' results) are
+skipped. ``OUT/results.md`` is rewritten after every run, so partial
+results can be read at any time; each run's whole output is in its folder.
+Every training uses the same schedule (``--epochs``), so the runs cost the
+same; times are wall-clock seconds of this machine.
+"""
+import argparse
+import itertools
+import json
+import os
+import os.path as osp
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+BASE_CONFIG = osp.join(REPO, 'configs', 'fcanet', 'fcanet18_8xb32_in1k.py')
+
+
+def planted_config(data_root, num_classes, epochs, path):
+    """FcaNet-18 on the planted set: images as they are (no crop or flip:
+    they would move the planted layout), batch 32, SGD 0.1 with a warm-up
+    epoch and cosine decay, one validation at the end; written to
+    ``path``."""
+    from mmengine.config import Config, ConfigDict
+    cfg = Config.fromfile(BASE_CONFIG)
+    cfg.model.head.num_classes = num_classes
+    cfg.model.head.topk = (1, )
+    # the residual branches (where the FCA layers are) alive from the
+    # start: zero-initialised last norms silence the attention (its input
+    # and its gradients) for most of a run this short
+    cfg.model.backbone.zero_init_residual = False
+    cfg.data_preprocessor.num_classes = num_classes
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+    for loader, prefix, shuffle in (('train_dataloader', 'train', True),
+                                    ('val_dataloader', 'val', False)):
+        cfg[loader] = ConfigDict(
+            batch_size=32, num_workers=0, persistent_workers=False,
+            sampler=dict(type='DefaultSampler', shuffle=shuffle),
+            dataset=dict(type='CustomDataset', data_root=data_root,
+                         data_prefix=prefix, pipeline=pipeline))
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy',
+                                                  topk=(1, ))
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+             end=1, convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=epochs,
+             T_max=epochs - 1, convert_to_iter_based=True)]
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs,
+                         val_interval=epochs)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=epochs, max_keep_ckpts=1)
+    cfg.default_hooks.logger.interval = 10
+    cfg.randomness = dict(seed=0)
+    cfg.dump(path)
+    return path
+
+
+def seeded(seed):
+    """``--cfg-options`` of a seed."""
+    return ['--cfg-options', f'randomness.seed={seed}']
+
+
+def call(cmd, log):
+    """Run ``cmd`` nicely (one thread), its output appended to ``log``;
+    SystemExit naming the log if it fails."""
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    path = [REPO] + os.environ.get('PYTHONPATH', '').split(os.pathsep)
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(p for p in path if p))
+    with open(log, 'a') as f:
+        code = subprocess.call(['nice', '-n', '19', sys.executable] + cmd,
+                               stdout=f, stderr=subprocess.STDOUT, env=env,
+                               cwd=REPO)
+    if code:
+        raise SystemExit(f'[bench] failed ({code}): {" ".join(cmd)}; log: '
+                         f'{log}')
+
+
+def read_records(folder):
+    """``{(u, v): value}`` of the cells a tool has finished so far."""
+    from mmfca.frequency_selection import read_records
+    return read_records(folder)
+
+
+def load_ranking(folder):
+    """``{(u, v): value}`` of a finished tool's cells, or None."""
+    if not osp.isfile(osp.join(folder, 'ranking.json')):
+        return None
+    with open(osp.join(folder, 'ranking.json')) as f:
+        r = json.load(f)
+    if len(r['pairs']) != 49:
+        return None
+    return {tuple(p): v for p, v in zip(r['pairs'], r['values'])}
+
+
+def ranked(values):
+    """Cells best first (ties: row-major order, as the tools sort)."""
+    return [c for c, _ in sorted(values.items(), key=lambda kv: -kv[1])]
+
+
+def spearman(a, b):
+    """Spearman's rho of two ``{cell: value}`` over their common cells."""
+    from scipy.stats import spearmanr
+    cells = sorted(set(a) & set(b))
+    return float(spearmanr([a[c] for c in cells],
+                           [b[c] for c in cells])[0])
+
+
+def jaccard(a, b):
+    return len(set(a) & set(b)) / len(set(a) | set(b))
+
+
+def mean_std(xs):
+    xs = np.asarray(xs, dtype=float)
+    sd = xs.std(ddof=1) if len(xs) > 1 else float('nan')
+    return f'{xs.mean():.2f} ± {sd:.2f} (n={len(xs)})'
+
+
+class Bench:
+
+    def __init__(self, args):
+        self.args = args
+        self.out = osp.abspath(args.out_dir)
+        from mmfca.datasets import PLANTED_CELLS
+        self.cells = [tuple(c) for c in PLANTED_CELLS]
+        self.config = osp.join(self.out, 'planted.py')
+        self.times = {}
+
+    def setup(self):
+        from mmfca.datasets import (make_planted_frequency_set,
+                                    planted_class_names)
+        data = osp.join(self.out, 'data')
+        if not osp.isdir(osp.join(data, 'val')):
+            make_planted_frequency_set(data, self.cells, self.args.num_train,
+                                       self.args.num_val, seed=0,
+                                       img_size=self.args.img_size,
+                                       depth=self.args.depth)
+        planted_config(data, len(planted_class_names(self.cells)),
+                       self.args.epochs, self.config)
+
+    def fit_dir(self, seed):
+        return osp.join(self.out, 'fit', f'seed{seed}')
+
+    def ablation_dir(self, seed):
+        return osp.join(self.out, 'ablation', f'seed{seed}')
+
+    def run_fit(self, seed):
+        out = self.fit_dir(seed)
+        if load_ranking(out) is None:
+            print(f'[bench] fit seed {seed}', flush=True)
+            start = time.time()
+            whole = not osp.exists(out)  # else a resumed run: not timed
+            call([osp.join(TOOLS, 'fit_frequencies.py'), self.config,
+                  '--out-dir', out, '--seed', str(seed)] + seeded(seed),
+                 osp.join(out, 'console.log'))
+            if whole:
+                with open(osp.join(out, 'time.json'), 'w') as f:
+                    json.dump(dict(seconds=time.time() - start), f)
+        if not osp.isfile(osp.join(out, 'diagnosis.json')):
+            call([osp.abspath(__file__), '--diagnose', '--seed', str(seed),
+                  '--out-dir', self.out], osp.join(out, 'diagnosis.log'))
+        self.write_results()
+
+    def ablation_order(self):
+        """The planted cells first, then the others in a fixed random
+        order: a partial ablation already compares the two."""
+        rest = [(u, v) for u in range(7) for v in range(7)
+                if (u, v) not in self.cells]
+        random.Random(0).shuffle(rest)
+        return self.cells + rest
+
+    def run_ablation(self, seed):
+        out = self.ablation_dir(seed)
+        print(f'[bench] ablation seed {seed}', flush=True)
+        cells = ' '.join(f'{u},{v}' for u, v in self.ablation_order())
+        call([osp.join(TOOLS, 'frequency_ablation.py'), self.config,
+              '--out-dir', out, '--cells', cells] + seeded(seed),
+             osp.join(out, 'console.log'))
+        self.write_results()
+
+    def lists(self):
+        """The retrained frequency lists, by name (None until known)."""
+        from mmfca.models.layers.dct import get_grid_freqs
+        fit = load_ranking(self.fit_dir(0))
+        abl = self.mean_ablation() if all(
+            load_ranking(self.ablation_dir(s))
+            for s in range(self.args.ablation_seeds)) else None
+        rng = random.Random(0)
+        cells = [(u, v) for u in range(7) for v in range(7)]
+        return {
+            'fitted16 (fit seed 0)': ranked(fit)[:16] if fit else None,
+            'ablation16 (mean of seeds)': ranked(abl)[:16] if abl else None,
+            'top16 (published)': get_grid_freqs('top16'),
+            'low16': get_grid_freqs('low16'),
+            'random16': rng.sample(cells, 16),
+            'GAP alone (top1 = SE)': [(0, 0)],
+        }
+
+    def retrain_dir(self, name, seed):
+        slug = name.split(' ')[0]
+        return osp.join(self.out, 'retrain', slug, f'seed{seed}')
+
+    def run_retrain(self):
+        for seed in range(self.args.retrain_seeds):
+            for name, pairs in self.lists().items():
+                if pairs is None:
+                    print(f'[bench] retrain {name}: list not known yet; '
+                          'skipped', flush=True)
+                    continue
+                out = self.retrain_dir(name, seed)
+                if osp.isfile(osp.join(out, 'result.json')):
+                    continue
+                print(f'[bench] retrain {name} seed {seed}', flush=True)
+                start = time.time()
+                call([osp.abspath(__file__), '--one-run', out, '--seed',
+                      str(seed), '--pairs', json.dumps(pairs),
+                      '--out-dir', self.out], osp.join(out, 'output.log'))
+                with open(osp.join(out, 'result.json')) as f:
+                    result = json.load(f)
+                result.update(seconds=time.time() - start, pairs=pairs)
+                with open(osp.join(out, 'result.json'), 'w') as f:
+                    json.dump(result, f)
+                self.write_results()
+
+    def mean_ablation(self):
+        runs = [load_ranking(self.ablation_dir(s))
+                for s in range(self.args.ablation_seeds)]
+        runs = [r for r in runs if r]
+        if not runs:
+            return None
+        return {c: float(np.mean([r[c] for r in runs])) for c in runs[0]}
+
+    def write_results(self):
+        a, k = self.args, len(self.cells)
+        self.times = {}
+        lines = [
+            '# Fitted frequencies against the 49-run ablation', '',
+            f'Planted set: {a.num_train} train / {a.num_val} val images of '
+            f'{a.img_size} px, {2 * k} classes (cell, sign), depth '
+            f'{a.depth}, planted cells '
+            f'{self.cells}; FcaNet-18, {a.epochs} epochs per training. '
+            f'Command: `python benchmarks/bench_frequency_fitting.py '
+            f'--out-dir {a.out_dir}`. Partial until every row says so.', '']
+        fits = {s: load_ranking(self.fit_dir(s))
+                for s in range(a.fit_seeds)}
+        fits = {s: r for s, r in fits.items() if r}
+        lines += ['## Planted cells (fitting)', '',
+                  f'precision@{k}: planted cells among the first {k} of '
+                  f'the ranking; a random ranking gets {k * k / 49:.2f} on '
+                  'average.', '',
+                  '| fit seed | precision@k | first k cells | wall time (s) |',
+                  '|---|---|---|---|']
+        for s, r in fits.items():
+            top = ranked(r)[:k]
+            hit = len(set(top) & set(self.cells))
+            timed = osp.join(self.fit_dir(s), 'time.json')
+            sec = '- (resumed)'
+            if osp.isfile(timed):
+                with open(timed) as f:
+                    sec = json.load(f)['seconds']
+                self.times.setdefault('fit', []).append(sec)
+                sec = f'{sec:.0f}'
+            lines.append(f'| {s} | {hit}/{k} | {top} | {sec} |')
+        diag = [(s, osp.join(self.fit_dir(s), 'diagnosis.json'))
+                for s in fits]
+        diag = [(s, json.load(open(p))) for s, p in diag if osp.isfile(p)]
+        if diag:
+            lines += ['', 'Does the fitted network use the planted cell? '
+                      'Top-1 on the val images of a planted cell\'s two '
+                      'classes, evaluated with that cell / with the other '
+                      '48 (mean); and how far the class scores move from '
+                      'those with (0, 0) (mean L1: planted cells, the '
+                      'median of all 49):', '',
+                      '| fit seed | ' + ' | '.join(
+                          f'{tuple(c)}: own / others' for c in self.cells)
+                      + ' | scores moved: planted / median |',
+                      '|---|' + '---|' * (len(self.cells) + 1)]
+            for s, d in diag:
+                moved = {tuple(c): x for c, x in d['moved']}
+                lines.append(
+                    f'| {s} | ' + ' | '.join(
+                        f'{a:.3f} / {b:.3f}' for _, a, b in d['own']) +
+                    ' | ' + ', '.join(f'{moved[c]:.3f}' for c in self.cells)
+                    + f' / {np.median(list(moved.values())):.3f} |')
+        if len(fits) > 1:
+            pairs = list(itertools.combinations(fits.values(), 2))
+            jac = np.mean([jaccard(ranked(x)[:16], ranked(y)[:16])
+                           for x, y in pairs])
+            rho = np.mean([spearman(x, y) for x, y in pairs])
+            lines += ['', f'Across fit seeds ({len(fits)}): mean Jaccard of '
+                      f'the chosen 16 {jac:.2f} (random lists: about '
+                      f'{16 / (98 - 16):.2f}), mean Spearman of the rankings '
+                      f'{rho:.2f}.']
+        abl = {s: load_ranking(self.ablation_dir(s))
+               for s in range(a.ablation_seeds)}
+        lines += ['', '## The ablation (one training per cell)', '']
+        for s in range(a.ablation_seeds):
+            folder = osp.join(self.ablation_dir(s), 'cells')
+            n = len(os.listdir(folder)) if osp.isdir(folder) else 0
+            r = abl[s]
+            extra = ''
+            part = read_records(self.ablation_dir(s))
+            planted = [x for c, x in part.items() if c in self.cells]
+            others = [x for c, x in part.items() if c not in self.cells]
+            if planted and others:
+                extra = (f'; mean top-1 of the planted cells '
+                         f'{np.mean(planted):.2f} ({len(planted)}), of the '
+                         f'others {np.mean(others):.2f} ({len(others)}, '
+                         f'range {min(others):.2f}-{max(others):.2f})')
+            if r:
+                top = ranked(r)[:k]
+                hit = len(set(top) & set(self.cells))
+                extra += f'; precision@{k} {hit}/{k}, first {k}: {top}'
+            lines.append(f'- seed {s}: {n} of 49 cells{extra}')
+        done = [r for r in abl.values() if r]
+        mean = self.mean_ablation() if len(done) == a.ablation_seeds \
+            else None
+        if len(done) >= 2:
+            ceiling = spearman(done[0], done[1])
+            lines += ['', f'Noise ceiling (Spearman, ablation seed 0 vs '
+                      f'seed 1): {ceiling:.2f}']
+        else:  # partial: the cells both seeds have so far
+            parts = [read_records(self.ablation_dir(s))
+                     for s in range(a.ablation_seeds)]
+            common = set(parts[0]).intersection(*parts[1:]) \
+                if len(parts) > 1 else set()
+            if len(common) >= 3:
+                lines += ['', 'Noise ceiling so far (partial): Spearman of '
+                          f'seed 0 vs seed 1 over the {len(common)} cells '
+                          f'both have: {spearman(parts[0], parts[1]):.2f}']
+            if fits and len(parts[0]) >= 3:
+                rhos = [spearman(r, parts[0]) for r in fits.values()]
+                lines += ['', 'Fitted rankings vs ablation seed 0 so far '
+                          f'(partial, its {len(parts[0])} cells): Spearman '
+                          + ', '.join(f'{x:.2f}' for x in rhos)
+                          + ' (fit seeds ' + ', '.join(map(str, fits))
+                          + ')']
+        if mean and fits:
+            lines += ['', '| fit seed | Spearman vs mean ablation | '
+                      'precision@16 vs ablation top 16 (chance 5.2) |',
+                      '|---|---|---|']
+            for s, r in fits.items():
+                p16 = len(set(ranked(r)[:16]) & set(ranked(mean)[:16]))
+                lines.append(f'| {s} | {spearman(r, mean):.2f} | {p16} |')
+            # a random ranking, for scale
+            rng = np.random.default_rng(0)
+            rand = [spearman({c: rng.random() for c in mean}, mean)
+                    for _ in range(200)]
+            lines.append(f'| random ranking (200 draws) | '
+                         f'{np.mean(rand):.2f} ± {np.std(rand):.2f} | '
+                         f'{16 * 16 / 49:.1f} |')
+        lines += ['', '## Retrained with fixed DCT filters (top-1 %)', '',
+                  '| list | top-1 | pairs |', '|---|---|---|']
+        for name, pairs in self.lists().items():
+            acc = []
+            for seed in range(a.retrain_seeds):
+                path = osp.join(self.retrain_dir(name, seed), 'result.json')
+                if osp.isfile(path):
+                    with open(path) as f:
+                        res = json.load(f)
+                    acc.append(res['accuracy/top1'])
+                    self.times.setdefault('train', []).append(res['seconds'])
+            shown = mean_std(acc) if acc else 'not run yet'
+            lines.append(f'| {name} | {shown} | {pairs} |')
+        cells = []
+        for s in range(a.ablation_seeds):
+            for name in (os.listdir(osp.join(self.ablation_dir(s), 'runs'))
+                         if osp.isdir(osp.join(self.ablation_dir(s), 'runs'))
+                         else []):
+                cells.append(osp.join(self.ablation_dir(s), 'runs', name))
+        lines += ['', '## Cost (wall-clock seconds, this machine)', '']
+        if self.times.get('fit'):
+            lines.append(f'- one fitting run (training + 49 evaluations): '
+                         f'{np.mean(self.times["fit"]):.0f} s')
+        if self.times.get('train'):
+            one = np.mean(self.times['train'])
+            lines.append(f'- one ordinary training run: {one:.0f} s; the '
+                         f'53 runs of the paper\'s protocol: about '
+                         f'{53 * one:.0f} s')
+        with open(osp.join(self.out, 'results.md'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+
+def seg_config(data_root, path):
+    """MMSegmentation's FCN with FcaNet-50 on the synthetic segmentation
+    set: 64 px, batch 2, no checkpoint; written to ``path``."""
+    from mmengine.config import Config, ConfigDict
+
+    from mmfca.datasets import SEG_CLASSES
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs/seg/fcn_fca50-d8_4xb4-80k_ade20k-512x512.py'))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.data_preprocessor.size = (64, 64)
+    cfg.model.decode_head.num_classes = len(SEG_CLASSES)
+    cfg.model.auxiliary_head.num_classes = len(SEG_CLASSES)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                dict(type='Resize', scale=(64, 64), keep_ratio=True),
+                dict(type='PackSegInputs')]
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val')):
+        cfg[loader].dataset = ConfigDict(
+            type='BaseSegDataset', data_root=data_root,
+            metainfo=dict(classes=SEG_CLASSES),
+            data_prefix=dict(img_path=f'img_dir/{split}',
+                             seg_map_path=f'ann_dir/{split}'),
+            img_suffix='.jpg', seg_map_suffix='.png', pipeline=pipeline)
+        cfg[loader].batch_size = 2
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=4,
+                         val_interval=4)
+    cfg.default_hooks.logger.interval = 1
+    cfg.dump(path)
+    return path
+
+
+def run_dense(out):
+    """The fitting tool on the demo's detector (synthetic COCO, one epoch)
+    and on FCN FcaNet-50 (synthetic segmentation, 4 iterations); each
+    retrained with its fitted 16 and evaluated."""
+    from mmfca.datasets import make_synthetic_coco, make_synthetic_segmentation
+    out = osp.join(out, 'dense')
+    coco = osp.join(out, 'coco') + '/'
+    if not osp.isdir(osp.join(coco, 'annotations')):
+        make_synthetic_coco(coco, num_train=8, num_val=4, seed=0,
+                            img_size=(96, 96))
+    seg = osp.join(out, 'seg')
+    if not osp.isdir(osp.join(seg, 'ann_dir')):
+        make_synthetic_segmentation(seg, num_train=4, num_val=2)
+    ann = coco + 'annotations/instances_val2017.json'
+    det_options = {
+        'train_dataloader.dataset.data_root': coco,
+        'val_dataloader.dataset.data_root': coco,
+        'test_dataloader.dataset.data_root': coco,
+        'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann,
+        'train_dataloader.batch_size': 4, 'train_cfg.max_epochs': 1}
+    tasks = [('detection', osp.join(
+        REPO, 'configs/demo/mask-rcnn_fca18_fpn_synthetic-coco_cpu.py'),
+        det_options, 'coco/bbox_mAP'),
+        ('segmentation', seg_config(seg, osp.join(out, 'seg.py')), {},
+         'mIoU')]
+    lines = []
+    for name, config, options, metric in tasks:
+        fit = osp.join(out, name, 'fit')
+        cmd = [osp.join(TOOLS, 'fit_frequencies.py'), config, '--out-dir',
+               fit]
+        if options:
+            cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in
+                                        options.items()]
+        if load_ranking(fit) is None:
+            call(cmd, osp.join(fit, 'console.log'))
+        pairs = ranked(load_ranking(fit))[:16]
+        run = osp.join(out, name, 'retrain')
+        if not osp.isfile(osp.join(run, 'result.json')):
+            call([osp.abspath(__file__), '--one-run', run, '--seed', '0',
+                  '--pairs', json.dumps(pairs), '--config', config,
+                  '--options', json.dumps(options), '--out-dir', out],
+                 osp.join(run, 'output.log'))
+        with open(osp.join(run, 'result.json')) as f:
+            value = json.load(f)[metric]
+        lines.append(f'| {name} | `{" ".join(cmd[1:])}` | {pairs} | '
+                     f'{metric} {value:.4g} |')
+    with open(osp.join(out, 'results.md'), 'w') as f:
+        f.write('| task | fitting command | fitted 16 | retrained with '
+                'them |\n|---|---|---|---|\n' + '\n'.join(lines) + '\n')
+    print('\n'.join(lines), flush=True)
+
+
+def diagnose(args):
+    """Does the fitted network use the planted cell? Per planted cell, the
+    top-1 on the val images of its two classes evaluated with that cell
+    against the mean over the other 48 cells; and per cell, how far the
+    class scores move from those with (0, 0) (mean L1 over the val set).
+    Written to ``OUT/fit/seed{S}/diagnosis.json`` (this process)."""
+    import torch
+    from mmengine.runner import Runner
+
+    from mmfca.datasets import PLANTED_CELLS
+    from mmfca.frequency_selection import (GRID_CELLS, set_cell,
+                                           use_cell_sampling)
+    from mmfca.utils import load_config
+    out = osp.join(osp.abspath(args.out_dir), 'fit', f'seed{args.seed}')
+    cfg = load_config(osp.join(osp.abspath(args.out_dir), 'planted.py'),
+                      None, osp.join(out, 'diagnosis'))
+    cfg.load_from = osp.join(out, 'run', 'fitted.pth')
+    runner = Runner.from_cfg(cfg)
+    use_cell_sampling(runner.model)
+    runner.load_or_resume()
+    runner.model.eval()
+    names = runner.val_dataloader.dataset.metainfo['classes']
+    res = {}
+    with torch.no_grad():
+        for cell in GRID_CELLS:
+            set_cell(runner.model, cell)
+            gt, pred, scores = [], [], []
+            for data in runner.val_dataloader:
+                for o in runner.model.val_step(data):
+                    gt.append(int(o.gt_label))
+                    pred.append(int(o.pred_label))
+                    scores.append(o.pred_score.numpy())
+            res[cell] = (np.array(gt), np.array(pred), np.stack(scores))
+    own = []
+    for u, v in PLANTED_CELLS:
+        idx = [names.index(f'u{u}_v{v}_{s}') for s in ('pos', 'neg')]
+        gt = res[(u, v)][0]
+        mask = np.isin(gt, idx)
+
+        def acc(c):
+            return float((res[c][1][mask] == gt[mask]).mean())
+        own.append([[u, v], acc((u, v)), float(np.mean(
+            [acc(c) for c in GRID_CELLS if c != (u, v)]))])
+    moved = [[list(c), float(np.abs(res[c][2] - res[(0, 0)][2]).sum(1)
+                             .mean())] for c in GRID_CELLS]
+    with open(osp.join(out, 'diagnosis.json'), 'w') as f:
+        json.dump(dict(own=own, moved=moved), f)
+
+
+def one_run(args):
+    """Train ``--config`` (default: the planted one) with ``--pairs`` and
+    fixed DCT filters, validate once; write ``result.json`` (this
+    process)."""
+    from mmfca.utils import build_runner, load_config
+    pairs = [tuple(p) for p in json.loads(args.pairs)]
+    config = args.config or osp.join(osp.abspath(args.out_dir), 'planted.py')
+    options = json.loads(args.options) if args.options else None
+    cfg = load_config(config, options, args.one_run)
+    cfg.model.backbone.freq_sel_method = pairs
+    cfg.randomness = dict(seed=args.seed)
+    cfg.train_cfg.val_begin = 10**9  # once, after training
+    runner = build_runner(cfg)
+    runner.train()
+    metrics = runner.val_loop.run()
+    with open(osp.join(args.one_run, 'result.json'), 'w') as f:
+        json.dump({k: float(v) for k, v in metrics.items()}, f)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out-dir', default='work_dirs/fit_bench')
+    parser.add_argument('--part', default='all',
+                        choices=('all', 'fit', 'ablation', 'retrain',
+                                 'dense', 'results'))
+    parser.add_argument('--epochs', type=int, default=4)
+    parser.add_argument('--num-train', type=int, default=512)
+    parser.add_argument('--num-val', type=int, default=256)
+    parser.add_argument('--img-size', type=int, default=64)
+    parser.add_argument('--depth', type=float, default=0.1,
+                        help='contrast modulation depth of the planted set')
+    parser.add_argument('--fit-seeds', type=int, default=3)
+    parser.add_argument('--ablation-seeds', type=int, default=2)
+    parser.add_argument('--retrain-seeds', type=int, default=5)
+    parser.add_argument('--one-run', help=argparse.SUPPRESS)
+    parser.add_argument('--diagnose', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--seed', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--pairs', help=argparse.SUPPRESS)
+    parser.add_argument('--config', help=argparse.SUPPRESS)
+    parser.add_argument('--options', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, REPO)
+    if args.one_run:
+        one_run(args)
+        return
+    if args.diagnose:
+        diagnose(args)
+        return
+    bench = Bench(args)
+    os.makedirs(bench.out, exist_ok=True)
+    bench.setup()
+    if args.part in ('all', 'fit'):
+        for seed in range(args.fit_seeds):
+            bench.run_fit(seed)
+    if args.part in ('all', 'ablation'):
+        for seed in range(args.ablation_seeds):
+            bench.run_ablation(seed)
+    if args.part in ('all', 'retrain'):
+        bench.run_retrain()
+    if args.part == 'dense':
+        run_dense(bench.out)
+    bench.write_results()
+    print(f'[bench] {osp.join(bench.out, "results.md")}', flush=True)
+
+
+if __name__ == '__main__':
+    main()

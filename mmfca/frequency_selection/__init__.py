@@ -1,0 +1,20 @@
+# Copyright (c) mmfca contributors. All rights reserved.
+"""Choosing FcaNet's frequencies on one's own data.
+
+* :mod:`.ranking`: records, ranking, heatmap and config snippet shared by
+  ``tools/analysis_tools/frequency_ablation.py`` (one training per cell)
+  and ``tools/analysis_tools/fit_frequencies.py`` (one training).
+* :mod:`.sampling`: the fitting mode behind the latter, a weight-shared
+  single-frequency network (:class:`CellSamplingSqueeze`,
+  :class:`CellSamplingHook`).
+"""
+from .ranking import (DEFAULT_METRICS, cell_path, duration, read_records,
+                      write_heatmap, write_record, write_snippet)
+from .sampling import (CellSamplingHook, CellSamplingSqueeze, GRID_CELLS,
+                       set_cell, use_cell_sampling)
+
+__all__ = [
+    'DEFAULT_METRICS', 'cell_path', 'duration', 'read_records',
+    'write_heatmap', 'write_record', 'write_snippet', 'CellSamplingHook',
+    'CellSamplingSqueeze', 'GRID_CELLS', 'set_cell', 'use_cell_sampling'
+]

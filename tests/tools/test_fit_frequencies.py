@@ -1,0 +1,96 @@
+"""fit_frequencies.py end to end: one short training on the synthetic
+classification set, the 49 cells ranked, the snippet, a rerun."""
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from _helpers import load_tool, run, tool
+from _helpers.runner_configs import classification_cfg
+from mmfca.datasets import make_synthetic_imagenet
+from mmfca.frequency_selection import GRID_CELLS
+from mmfca.models import FcaNet
+
+#: A progress line of the evaluation: cell k of 49 (u, v), the metric, the
+#: time so far and, unless it is the last cell, about how long is left.
+CELL = re.compile(r'\[fit\] cell (\d+) of 49 \((\d), (\d)\): accuracy/top1 '
+                  r'(\S+), \d+:\d\d:\d\d elapsed(, about \d+:\d\d:\d\d '
+                  r'left)?$')
+TRAIN = re.compile(r'\[fit\] training: iteration (\d+) of (\d+), '
+                   r'\d+:\d\d:\d\d elapsed(, about \d+:\d\d:\d\d left)?$')
+
+
+@pytest.mark.slow
+def test_fit_frequencies_ranks_the_49_cells(tmp_path):
+    data = make_synthetic_imagenet(str(tmp_path / 'data'), num_train=8,
+                                   num_val=4)
+    cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,
+                             tmp_path / 'work')
+    cfg.val_dataloader.batch_size = 4
+    config = str(tmp_path / 'cls.py')
+    cfg.dump(config)
+    out = str(tmp_path / 'fit')
+    args = tool('analysis_tools/fit_frequencies.py') + [
+        config, '--out-dir', out, '--max-epochs', '1', '--num-freqs', '4']
+    proc = run(args)
+    lines = proc.stdout.splitlines()
+    # only the tool's own lines on the console
+    assert all(line.startswith('[fit] ') for line in lines), lines
+    train = [TRAIN.match(line).groups() for line in lines
+             if TRAIN.match(line)]
+    assert train[-1][:2] == ('1', '1') and train[-1][2] is None
+    cells = [CELL.match(line).groups() for line in lines if CELL.match(line)]
+    assert [(int(u), int(v)) for _, u, v, _, _ in cells] == list(GRID_CELLS)
+    assert [int(k) for k, *_ in cells] == list(range(1, 50))
+    assert all(c[4] for c in cells[:-1]) and cells[-1][4] is None
+    # the records, as the ablation writes them, and the ranking
+    values = {}
+    for _, u, v, shown, _ in cells:
+        with open(osp.join(out, 'cells', f'u{u}_v{v}.json')) as f:
+            record = json.load(f)
+        assert shown == f'{record["value"]:.4g}'
+        assert 0 <= record['value'] <= 100
+        values[(int(u), int(v))] = record['value']
+    with open(osp.join(out, 'ranking.json')) as f:
+        ranking = json.load(f)
+    assert ranking['metric'] == 'accuracy/top1'
+    ranked = sorted(values.items(), key=lambda kv: -kv[1])
+    assert [tuple(p) for p in ranking['pairs']] == [c for c, _ in ranked]
+    assert ranking['values'] == [x for _, x in ranked]
+    assert lines[-5] == '[fit] accuracy/top1, best first: ' + ', '.join(
+        f'({u},{v}) {x:.4g}' for (u, v), x in ranked)
+    # the snippet: the first 4 pairs, a config that builds FcaNet
+    snippet = osp.join(out, 'freq_sel_method.py')
+    assert lines[-4:-1] == [f'[fit] {snippet}:'] + [
+        f'[fit] {line}' for line in open(snippet).read().splitlines()]
+    pairs = Config.fromfile(snippet).model.backbone.freq_sel_method
+    assert [tuple(p) for p in pairs] == [c for c, _ in ranked[:4]]
+    FcaNet(18, freq_sel_method=pairs)
+    assert lines[-1] == f'[fit] {osp.join(out, "heatmap.png")}'
+    # the run's whole output in its folder: one training epoch, then one
+    # validation per cell, each with its cell; the trained weights
+    with open(osp.join(out, 'run', 'output.log')) as f:
+        output = f.read()
+    assert 'Epoch(train)' in output
+    logged = re.findall(r'Epoch\(val\).*accuracy/top1: (\S+)', output)
+    assert [float(x) for x in logged] == pytest.approx(
+        [values[c] for c in GRID_CELLS], abs=1e-4)
+    state = torch.load(osp.join(out, 'run', 'fitted.pth'),
+                       map_location='cpu', weights_only=False)['state_dict']
+    assert 'backbone.layer1.0.att.dct_layer.weight' in state
+    # a rerun keeps everything: nothing trained or evaluated again
+    again = run(args).stdout.splitlines()
+    assert again[0] == '[fit] all 49 cells ranked earlier'
+    assert again[1:] == lines[-5:]
+
+
+def test_help_shows_the_whole_description(capsys):
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    with pytest.raises(SystemExit):
+        module.main(['-h'])
+    out = ' '.join(capsys.readouterr().out.split())
+    first = ' '.join(module.__doc__.split('\n\n')[0].split())
+    assert first.endswith('.') and first in out
