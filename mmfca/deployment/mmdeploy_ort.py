@@ -123,20 +123,21 @@ def export(model, task, img, work_dir: str,
                    scratch, pth=checkpoint or '', device='cpu')
         data, inputs = task.create_input(img, get_input_shape(deploy_cfg),
                                          model.data_preprocessor)
-        mmdeploy_export(
-            model, inputs, osp.join(scratch, osp.splitext(ONNX_FILE)[0]),
-            'onnxruntime', context_info=dict(deploy_cfg=deploy_cfg),
-            input_metas=dict(data_samples=data['data_samples'],
-                             mode='predict'),
-            opset_version=onnx_cfg.opset_version,
-            dynamic_axes=get_dynamic_axes(deploy_cfg, names),
-            keep_initializers_as_inputs=onnx_cfg.get(
-                'keep_initializers_as_inputs', True),
-            optimize=onnx_cfg.get('optimize', False),
-            input_names=onnx_cfg.input_names,
-            output_names=onnx_cfg.output_names)
-        # MMDeploy's export leaves its rewritten forward on the model
-        vars(model).pop('forward', None)
+        try:
+            mmdeploy_export(
+                model, inputs, osp.join(scratch, osp.splitext(ONNX_FILE)[0]),
+                'onnxruntime', context_info=dict(deploy_cfg=deploy_cfg),
+                input_metas=dict(data_samples=data['data_samples'],
+                                 mode='predict'),
+                opset_version=onnx_cfg.opset_version,
+                dynamic_axes=get_dynamic_axes(deploy_cfg, names),
+                keep_initializers_as_inputs=onnx_cfg.get(
+                    'keep_initializers_as_inputs', True),
+                optimize=onnx_cfg.get('optimize', False),
+                input_names=onnx_cfg.input_names,
+                output_names=onnx_cfg.output_names)
+        finally:  # MMDeploy's export leaves its rewritten forward on it
+            vars(model).pop('forward', None)
     return _exported(osp.join(work_dir, ONNX_FILE), shims=shims)
 
 

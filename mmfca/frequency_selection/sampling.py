@@ -17,13 +17,12 @@ cell set it is the published squeeze), :class:`CellSamplingHook` draws the
 cells of each training batch, :func:`set_cell` fixes one cell for
 evaluation.
 """
-import functools
-
 import torch
 from mmengine.hooks import Hook
 
-from mmfca.models.layers.dct import FREQ_GRID, fca_filters
-from mmfca.models.layers.dct_squeeze import MultiSpectralSqueeze
+from mmfca.models.layers.dct import FREQ_GRID, get_grid_freqs
+from mmfca.models.layers.dct_squeeze import (MultiSpectralSqueeze,
+                                             cached_fca_filters)
 from mmfca.models.layers.multi_spectral_attention import \
     MultiSpectralAttention
 
@@ -33,15 +32,6 @@ GRID_CELLS = tuple((u, v) for u in range(FREQ_GRID) for v in range(FREQ_GRID))
 #: How :class:`CellSamplingHook` draws cells: one per image, or one per
 #: batch.
 SAMPLING_MODES = ('image', 'batch')
-
-
-@functools.lru_cache(maxsize=64)
-def grid_filter_bank(dct_size, normalization, h, w, dtype, device):
-    """The filters of all 49 cells for an ``h x w`` input, shaped (49, h,
-    w) in ``dtype`` (computed once in float64 and kept): cell ``u * 7 +
-    v`` is :func:`~mmfca.models.layers.dct.fca_filters` of ``[(u, v)]``."""
-    return fca_filters(GRID_CELLS, dct_size, (h, w), normalization, None,
-                       torch.float64, device).to(dtype)
 
 
 class CellSamplingSqueeze(MultiSpectralSqueeze):
@@ -90,15 +80,18 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
         if self.cells is None:
             return super().forward(x)
         n, c, h, w = self.check_input(x)
-        bank = grid_filter_bank(self.dct_size, self.normalization, h, w,
-                                x.dtype, x.device)
+        # the 49 cells' filters for this size, (49, H, W), kept as the
+        # published squeeze keeps its own
+        bank = cached_fca_filters(
+            (GRID_CELLS, self.dct_size, self.normalization, None), h, w,
+            x.dtype, x.device)[:, 0]
         cells = self.cells
         if torch.is_tensor(cells):
             if cells.shape != (n, ):
                 raise ValueError(
                     f'{type(self).__name__} has cells for '
                     f'{tuple(cells.shape)} images, got a batch of {n}.')
-            filters = bank[cells.to(x.device)][:, None]  # (N, 1, H, W)
+            filters = bank[cells][:, None]  # (N, 1, H, W)
         else:
             filters = bank[cells]  # (H, W)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -110,16 +103,16 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
 
 
 def _cell_index(cell):
-    """A cell as its index ``u * 7 + v``: from an index or a (u, v) pair."""
+    """A cell as its index ``u * 7 + v``: from a (u, v) pair (checked as
+    ``freq_sel_method`` pairs are) or an integer index."""
     if isinstance(cell, (tuple, list)):
-        if len(cell) != 2 or not all(0 <= int(f) < FREQ_GRID for f in cell):
-            raise ValueError(f'Cell {cell!r} is not a (u, v) pair of the '
-                             f'7x7 grid (0 <= u, v < {FREQ_GRID}).')
-        return int(cell[0]) * FREQ_GRID + int(cell[1])
-    if not 0 <= int(cell) < len(GRID_CELLS):
-        raise ValueError(f'Cell index {cell!r} is not in [0, '
+        (u, v), = get_grid_freqs([cell])
+        return u * FREQ_GRID + v
+    if type(cell) is not int or not 0 <= cell < len(GRID_CELLS):
+        raise ValueError(f'Cell {cell!r} is neither a (u, v) pair of the '
+                         f'7x7 grid nor an integer index in [0, '
                          f'{len(GRID_CELLS)}).')
-    return int(cell)
+    return cell
 
 
 def set_cell(model, cell):
@@ -134,7 +127,13 @@ def set_cell(model, cell):
     Returns:
         int: The number of squeezes set.
     """
-    if cell is not None and not torch.is_tensor(cell):
+    if torch.is_tensor(cell):  # moved to the model's device once
+        if cell.is_floating_point() or cell.dtype == torch.bool or (
+                (cell < 0) | (cell >= len(GRID_CELLS))).any():
+            raise ValueError(f'Cells {cell!r} are not integer indices in '
+                             f'[0, {len(GRID_CELLS)}).')
+        cell = cell.to(next(model.parameters(), cell).device)
+    elif cell is not None:
         cell = _cell_index(cell)
     count = 0
     for module in model.modules():

@@ -95,10 +95,16 @@ def test_one_cell_network_is_the_single_frequency_network():
 
 def test_cells_are_checked_and_only_fixed_dct_is_fitted():
     squeeze = CellSamplingSqueeze(4)
-    with pytest.raises(ValueError, match=r'Cell \(7, 0\) is not a \(u, v\)'):
+    with pytest.raises(ValueError, match=r'pair \(7, 0\).*0 <= u, v < 7'):
         set_cell(squeeze, (7, 0))
-    with pytest.raises(ValueError, match='Cell index 49 is not in'):
-        set_cell(squeeze, 49)
+    with pytest.raises(ValueError, match=r'pair \(1.7, 2\)'):
+        set_cell(squeeze, (1.7, 2))
+    for bad in (49, True, 'a'):
+        with pytest.raises(ValueError, match=rf"Cell {bad!r} is neither a "
+                           r'\(u, v\) pair .* index in \[0, 49\)'):
+            set_cell(squeeze, bad)
+    with pytest.raises(ValueError, match=r'not integer indices in \[0, 49\)'):
+        set_cell(squeeze, torch.tensor([3, 60]))
     with pytest.raises(ValueError, match="AblationSqueeze squeeze; fitting "
                        "ranks fixed DCT cells"):
         use_cell_sampling(FcaNet(18, learnable_filter=True))

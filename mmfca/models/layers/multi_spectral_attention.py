@@ -97,22 +97,24 @@ class MultiSpectralAttention(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x * excite(squeeze(x))``: ``x`` (N, C, H, W), any H and W, any
         memory format; the output keeps ``x``'s shape, dtype and format."""
-        att = self.excite(self.dct_layer(x), x.dtype)
+        att = self.excite(self.dct_layer(x))
         att = att.view(x.shape[0], self.in_channels, 1, 1).to(x.dtype)
         if self.inplace and not torch.is_grad_enabled():
             return x.mul_(att)
         return x * att
 
-    def excite(self, y: torch.Tensor,
-               dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
         """SE's excitation ``fc(y) = sigmoid(fc2(relu(fc1(y))))`` of the
-        squeeze ``y`` (N, C): in float32 outside autocast under AMP, else in
-        ``dtype`` (the model's: a model cast to half runs its FCs in half,
-        on ``y`` saturated to that dtype's range)."""
-        if autocast_enabled(y.device.type):  # AMP: the FCs in float32
+        squeeze ``y`` (N, C), outside autocast, in the dtype of ``fc``'s
+        parameters (float32 under AMP; a model cast to float16 runs its
+        FCs in float16 on ``y`` saturated to float16's range, where the
+        orthonormal squeeze of a large map can exceed it)."""
+        dtype = next(self.fc.parameters(), y).dtype  # y's: none (int8)
+        if dtype != y.dtype:
+            if dtype == torch.float16:
+                y = y.clamp(-65504, 65504)
+            y = y.to(dtype)
+        if autocast_enabled(y.device.type):  # AMP: the FCs as they are
             with torch.autocast(y.device.type, enabled=False):
                 return self.fc(y)
-        if dtype is not None and dtype != y.dtype:
-            limit = torch.finfo(dtype).max
-            y = y.clamp(-limit, limit).to(dtype)
         return self.fc(y)

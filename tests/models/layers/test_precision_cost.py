@@ -181,7 +181,7 @@ def test_half_model_squeezes_in_float32_and_excites_in_its_dtype(dtype):
     # the (0, 0) filter 1/56 rounded once to the dtype
     torch.testing.assert_close(y, torch.full((1, 16), 5.6e5),
                                rtol=torch.finfo(dtype).eps, atol=0)
-    att = dc.excite(y, dtype)
+    att = dc.excite(y)
     saturated = y.clamp(max=torch.finfo(dtype).max).to(dtype)
     w1, w2 = (dc.fc[i].weight.detach() for i in (0, 2))
     assert att.dtype == dtype and torch.isfinite(att).all()
@@ -200,6 +200,34 @@ def test_half_model_squeezes_in_float32_and_excites_in_its_dtype(dtype):
     out.float().square().mean().backward()
     assert out.dtype == dtype
     assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('layer_dtype,input_dtype,autocast', [
+    (torch.float32, torch.float64, None),
+    (torch.float32, torch.bfloat16, None),
+    (torch.bfloat16, torch.bfloat16, torch.bfloat16),
+    (torch.float64, torch.float32, None),
+])
+def test_the_fcs_run_in_their_own_dtype(layer_dtype, input_dtype, autocast):
+    """Whatever the input's dtype and autocast, the FCs run in their
+    parameters' dtype on the squeeze cast to it (float64 reference of the
+    same squeeze and weights, within the FCs' dtype's rounding), and the
+    output has the input's dtype."""
+    torch.manual_seed(0)
+    layer = MultiSpectralAttention(32, 7, 7, 4).to(layer_dtype)
+    x = torch.randn(2, 32, 9, 11).to(input_dtype)
+    with torch.autocast('cpu', dtype=autocast or torch.bfloat16,
+                        enabled=autocast is not None):
+        out = layer(x)
+        y = layer.dct_layer(x)
+    w1, w2 = (layer.fc[i].weight.double() for i in (0, 2))
+    att = torch.sigmoid(torch.relu(y.to(layer_dtype).double() @ w1.t())
+                        @ w2.t())
+    eps = torch.finfo(layer_dtype).eps
+    assert out.dtype == input_dtype
+    torch.testing.assert_close(
+        out.double(), x.double() * att[:, :, None, None],
+        rtol=8 * max(eps, torch.finfo(input_dtype).eps), atol=1e-6)
 
 
 def test_low_precision_sum_double_backward():
