@@ -9,12 +9,14 @@
   :class:`CellSamplingHook`).
 """
 from .ranking import (DEFAULT_METRICS, cell_path, duration, read_records,
-                      write_heatmap, write_record, write_snippet)
+                      validate_after_training, write_heatmap, write_record,
+                      write_snippet)
 from .sampling import (CellSamplingHook, CellSamplingSqueeze, GRID_CELLS,
                        set_cell, use_cell_sampling)
 
 __all__ = [
     'DEFAULT_METRICS', 'cell_path', 'duration', 'read_records',
+    'validate_after_training',
     'write_heatmap', 'write_record', 'write_snippet', 'CellSamplingHook',
     'CellSamplingSqueeze', 'GRID_CELLS', 'set_cell', 'use_cell_sampling'
 ]

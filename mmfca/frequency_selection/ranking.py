@@ -20,6 +20,20 @@ DEFAULT_METRICS = {
 }
 
 
+def validate_after_training(cfg, max_epochs=None, max_iters=None):
+    """Set ``cfg``'s training length (the tools' ``--max-epochs`` /
+    ``--max-iters``, None: the config's) and leave validation to the
+    tools, once after training: MMEngine's train loops validate at their
+    last epoch (iteration) whatever ``val_interval`` says, unless it comes
+    before ``val_begin``."""
+    loop = cfg.train_cfg
+    if max_epochs is not None:
+        loop.max_epochs = max_epochs
+    if max_iters is not None:
+        loop.max_iters = max_iters
+    loop.val_begin = 10**9
+
+
 def cell_path(out_dir, u, v):
     """The record of a finished cell: ``OUT/cells/u{u}_v{v}.json``."""
     return osp.join(out_dir, 'cells', f'u{u}_v{v}.json')

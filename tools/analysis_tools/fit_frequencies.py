@@ -40,7 +40,8 @@ from mmengine.hooks import Hook
 from mmfca.frequency_selection import (DEFAULT_METRICS, GRID_CELLS,
                                        CellSamplingHook, cell_path, duration,
                                        read_records, set_cell,
-                                       use_cell_sampling, write_heatmap,
+                                       use_cell_sampling,
+                                       validate_after_training, write_heatmap,
                                        write_record, write_snippet)
 from mmfca.utils import build_runner, load_config
 
@@ -80,14 +81,8 @@ def fit(args):
     fitted = osp.join(work_dir, 'fitted.pth')
     cfg = load_config(args.config, args.cfg_options, work_dir)
     cfg.experiment_name = 'fit_frequencies'
-    loop = cfg.train_cfg
-    if args.max_epochs is not None:
-        loop.max_epochs = args.max_epochs
-    if args.max_iters is not None:
-        loop.max_iters = args.max_iters
-    # validate only after training, once per cell (here): mmengine's train
-    # loops validate at their end unless it comes before val_begin
-    loop.val_begin = 10**9
+    # validated only after training, once per cell (here)
+    validate_after_training(cfg, args.max_epochs, args.max_iters)
     if osp.isfile(fitted):
         cfg.load_from, cfg.resume = fitted, False
     runner = build_runner(cfg)

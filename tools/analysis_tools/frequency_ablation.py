@@ -32,7 +32,8 @@ import time
 from mmengine.config import DictAction
 
 from mmfca.frequency_selection import (DEFAULT_METRICS, cell_path, duration,
-                                       read_records, write_heatmap)
+                                       read_records, validate_after_training,
+                                       write_heatmap)
 from mmfca.frequency_selection import write_record as write_cell_record
 from mmfca.models.layers.dct import FREQ_GRID
 from mmfca.utils import build_runner, load_config
@@ -68,15 +69,7 @@ def run_cell(args, u, v):
     cfg = load_config(args.config, args.cfg_options, work_dir)
     cfg.model.backbone.freq_sel_method = [(u, v)]
     cfg.experiment_name = f'freq_ablation_u{u}_v{v}'
-    loop = cfg.train_cfg
-    if args.max_epochs is not None:
-        loop.max_epochs = args.max_epochs
-    if args.max_iters is not None:
-        loop.max_iters = args.max_iters
-    # validate once, after training: mmengine's train loops validate at
-    # their last epoch (iteration) whatever val_interval says, unless it
-    # comes before val_begin
-    loop.val_begin = 10**9
+    validate_after_training(cfg, args.max_epochs, args.max_iters)
     runner = build_runner(cfg)
     runner.train()
     return runner.val_loop.run()

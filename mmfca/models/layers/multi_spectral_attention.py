@@ -109,7 +109,9 @@ class MultiSpectralAttention(BaseModule):
         parameters (float32 under AMP; a model cast to float16 runs its
         FCs in float16 on ``y`` saturated to float16's range, where the
         orthonormal squeeze of a large map can exceed it)."""
-        dtype = next(self.fc.parameters(), y).dtype  # y's: none (int8)
+        fc1 = self.fc[0]  # a wrapped or quantised FC: its first parameter
+        dtype = (fc1.weight if type(fc1) is nn.Linear else next(
+            self.fc.parameters(), y)).dtype  # none (int8 Linears): y's
         if dtype != y.dtype:
             if dtype == torch.float16:
                 y = y.clamp(-65504, 65504)
