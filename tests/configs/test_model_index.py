@@ -4,6 +4,7 @@ config is listed once, every metafile is imported, every entry is complete,
 its metadata agree with its config, and its config builds its model."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 import yaml
@@ -166,6 +167,10 @@ def test_entry_builds_and_matches_its_config(name):
         assert meta.parameters == sum(p.numel() for p in model.parameters())
     expected = expected_backbone(entry.config)
     assert type(model.backbone).__name__ == expected
-    assert model.backbone.depth == cfg.model.backbone.depth
+    # the depth the config's name promises (OpenMMLab's names: fca50, r50,
+    # x101, seresnet50, ...)
+    named = re.search(r'(?:fcanet|fca|seresnet|resnet|r|x)(\d+)',
+                      osp.basename(entry.config))
+    assert model.backbone.depth == int(named.group(1)), entry.config
     if 'squeeze_switch' in entry.config or expected == 'FcaNet':
         assert cfg.custom_imports['imports'] == ['mmfca']
