@@ -19,6 +19,7 @@ evaluation.
 """
 import torch
 from mmengine.hooks import Hook
+from torch import nn
 
 from mmfca.models.layers.dct import FREQ_GRID, get_grid_freqs
 from mmfca.models.layers.dct_squeeze import (MultiSpectralSqueeze,
@@ -62,6 +63,12 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.cells = None
+        # each cell's own channel-wise scale of the squeeze, used only with
+        # cells set: the 49 single-cell networks share every weight but
+        # this one (the sign and size of a cell's reading are its own, as
+        # a one-shot supernet keeps each candidate's own normalisation)
+        self.cell_scale = nn.Parameter(
+            torch.ones(len(GRID_CELLS), self.in_channels))
 
     @classmethod
     def from_squeeze(cls, squeeze):
@@ -75,8 +82,9 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The published squeeze without cells; else ``y[n, c] = sum_ij
-        x[n, c, i, j] * B[cell_n](i, j)`` (the cell's DCT filter at this
-        layer's size, pooling folded in), float32 (float64 for float64)."""
+        x[n, c, i, j] * B[cell_n](i, j) * cell_scale[cell_n, c]`` (the
+        cell's DCT filter at this layer's size, pooling folded in, and the
+        cell's own scale), float32 (float64 for float64)."""
         if self.cells is None:
             return super().forward(x)
         n, c, h, w = self.check_input(x)
@@ -95,7 +103,7 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
         else:
             filters = bank[cells]  # (H, W)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        y = (x * filters).sum((2, 3), dtype=acc)
+        y = (x * filters).sum((2, 3), dtype=acc) * self.cell_scale[cells]
         return y.view(n, c, 1, 1) if self.keepdim else y
 
     def extra_repr(self):

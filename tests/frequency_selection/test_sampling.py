@@ -34,10 +34,16 @@ def test_squeeze_without_cells_is_the_published_one():
     squeezes = [m for m in model.modules()
                 if isinstance(m, CellSamplingSqueeze)]
     assert len(squeezes) == 8
-    # same state-dict keys and values, same outputs
+    # same state-dict keys and values, plus each cell's own scale of the
+    # squeeze (ones; used only with cells set); same outputs
     after_state = model.state_dict()
-    assert list(after_state) == list(state)
+    scales = [k for k in after_state if k.endswith('dct_layer.cell_scale')]
+    assert len(scales) == 8
+    assert [k for k in after_state if k not in scales] == list(state)
     assert all(torch.equal(after_state[k], state[k]) for k in state)
+    assert all(after_state[k].shape == (49, s.in_channels)
+               and bool((after_state[k] == 1).all())
+               for k, s in zip(scales, squeezes))
     with torch.no_grad():
         after = model(x)
     assert all(torch.equal(a, b) for a, b in zip(before, after))
@@ -70,6 +76,14 @@ def test_one_cell_squeezes_with_that_basis_image(dct, size):
     for n, index in enumerate(cells.tolist()):
         set_cell(squeeze, index)
         torch.testing.assert_close(out[n], squeeze(x[n:n + 1])[0])
+    # a cell's own scale multiplies its reading, channel by channel, and
+    # nothing else's
+    with torch.no_grad():
+        squeeze.cell_scale[19] = torch.arange(8.)
+    set_cell(squeeze, cells)
+    scaled = squeeze(x)
+    torch.testing.assert_close(scaled, out * torch.tensor(
+        [[1.] * 8, list(range(8)), [1.] * 8], dtype=torch.float64))
     set_cell(squeeze, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match='cells for \\(2,\\) images, got '
                        'a batch of 3'):

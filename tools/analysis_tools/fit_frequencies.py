@@ -36,6 +36,7 @@ import time
 
 from mmengine.config import DictAction
 from mmengine.hooks import Hook
+from mmpretrain.engine.hooks.precise_bn_hook import update_bn_stats
 
 from mmfca.frequency_selection import (DEFAULT_METRICS, GRID_CELLS,
                                        CellSamplingHook, cell_path, duration,
@@ -105,6 +106,12 @@ def fit(args):
         if (u, v) not in todo:
             continue
         set_cell(runner.model, (u, v))
+        if args.bn_samples:
+            # the running statistics of this cell's network, not of the
+            # mixture trained (a one-shot supernet's usual step)
+            runner.model.train()
+            update_bn_stats(runner.model, runner.train_dataloader,
+                            args.bn_samples, logger='silent')
         metrics = runner.val_loop.run()
         value = write_record(args.out_dir, u, v, args.metric,
                              metrics)['value']
@@ -168,12 +175,19 @@ def parse_args(argv):
     parser.add_argument('--sampling', default='image',
                         choices=('image', 'batch'),
                         help='draw a cell per image (default) or per batch')
+    parser.add_argument('--bn-samples', type=int, default=128,
+                        help='training images that re-estimate the BN '
+                        'statistics of each cell before it is evaluated '
+                        '(default 128; 0: keep those of the training)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     # how the tool starts itself: train and evaluate in this process
     parser.add_argument('--in-process', action='store_true',
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bn_samples < 0:
+        parser.error(f'--bn-samples {args.bn_samples} is negative; 0 keeps '
+                     'the training\'s BN statistics.')
     if not 1 <= args.num_freqs <= len(GRID_CELLS):
         parser.error(f'--num-freqs {args.num_freqs} is not in [1, '
                      f'{len(GRID_CELLS)}].')
