@@ -9,7 +9,7 @@ minute on one core).
 
     python benchmarks/bench_frequency_fitting.py \\
         --out-dir work_dirs/fit_bench [--part all|fit|ablation|retrain|dense]
-        [--epochs 4] [--depth 0.3] [--fit-seeds 3] [--ablation-seeds 2]
+        [--epochs 4] [--depth 0.2] [--fit-seeds 3] [--ablation-seeds 2]
         [--retrain-seeds 5]
 
 Parts, cheapest decisive results first (``all`` runs them in this order):
@@ -524,7 +524,7 @@ def main():
     parser.add_argument('--num-train', type=int, default=512)
     parser.add_argument('--num-val', type=int, default=256)
     parser.add_argument('--img-size', type=int, default=224)
-    parser.add_argument('--depth', type=float, default=0.3,
+    parser.add_argument('--depth', type=float, default=0.2,
                         help='largest contrast modulation of the planted '
                         'set (each image draws its own in [0, depth])')
     parser.add_argument('--fit-seeds', type=int, default=3)

@@ -69,7 +69,7 @@ def planted_layout(design, size):
 
 def make_planted_frequency_set(root: str, num_train: int = 512,
                                num_val: int = 256, seed: int = 0,
-                               img_size: int = 224, depth: float = 0.3,
+                               img_size: int = 224, depth: float = 0.2,
                                design_seed: int = 0) -> str:
     """Write ``train/`` and ``val/`` class folders and ``planted.json``
     under ``root``, the classes in turn.
@@ -82,7 +82,7 @@ def make_planted_frequency_set(root: str, num_train: int = 512,
         img_size (int): Square image side; 224 gives FcaNet's last stage a
             7x7 map, the grid itself. Defaults to 224.
         depth (float): The largest contrast modulation (RMS of ``d * P``);
-            each image draws ``d`` in ``[0, depth]``. Defaults to 0.3.
+            each image draws ``d`` in ``[0, depth]``. Defaults to 0.2.
         design_seed (int): Seed of :func:`planted_cells`. Defaults to 0.
 
     Returns:

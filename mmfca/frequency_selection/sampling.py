@@ -6,16 +6,19 @@ with the shared weights.
 The paper ranks the cells by training one network per cell, every channel
 group of every FCA layer using that cell. Here each training image draws a
 cell uniformly at random and every FCA layer squeezes that image with it
-(the same network family, one set of weights for all 49); afterwards the
-cells are ranked by evaluating the trained weights with one cell at a time.
+(the same network family, one set of weights for all 49, except each
+cell's own channel-wise scale of the squeeze: the sign and size of what a
+cell reads are its own); afterwards the cells are ranked by evaluating the
+trained weights with one cell at a time (the tool re-estimates the BN
+statistics of each cell's network first, as one-shot supernets do).
 The choice ends hard: a ranked list of cells, trained again with fixed DCT
 filters (``freq_sel_method=<pairs[:16]>``), not a learned mixture.
 
 :func:`use_cell_sampling` swaps each FCA layer's squeeze for a
-:class:`CellSamplingSqueeze` (same arguments, same state-dict keys; with no
-cell set it is the published squeeze), :class:`CellSamplingHook` draws the
-cells of each training batch, :func:`set_cell` fixes one cell for
-evaluation.
+:class:`CellSamplingSqueeze` (same arguments, the published state-dict
+keys plus ``cell_scale``; with no cell set it is the published squeeze),
+:class:`CellSamplingHook` draws the cells of each training batch,
+:func:`set_cell` fixes one cell for evaluation.
 """
 import torch
 from mmengine.hooks import Hook
@@ -41,7 +44,9 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
     single-frequency network (``freq_sel_method=[(u, v)]``); with
     :attr:`cells` None (the default) it is :class:`MultiSpectralSqueeze`
     with the same arguments: same ``weight`` buffer (state-dict keys and
-    values), same outputs.
+    values), same outputs; :attr:`cell_scale` (49, C), ones at first, is
+    each cell's own channel-wise scale of the squeeze, used only while
+    cells are set.
 
     :attr:`cells`: None, a cell index ``u * 7 + v`` for the whole batch,
     or a (N,) integer tensor of one index per image (set by

@@ -94,3 +94,66 @@ def test_help_shows_the_whole_description(capsys):
     out = ' '.join(capsys.readouterr().out.split())
     first = ' '.join(module.__doc__.split('\n\n')[0].split())
     assert first.endswith('.') and first in out
+
+
+def test_each_cell_is_evaluated_with_its_own_bn_statistics(tmp_path):
+    from mmengine.config import ConfigDict
+
+    from mmfca.frequency_selection import set_cell, use_cell_sampling
+    from mmfca.utils import build_runner
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    data = make_synthetic_imagenet(str(tmp_path / 'data'), num_train=16,
+                                   num_val=4)
+    cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,
+                             tmp_path / 'work')
+    # the same 16 training images in the same order at every pass
+    cfg.train_dataloader.dataset.pipeline = cfg.val_dataloader.dataset \
+        .pipeline
+    cfg.train_dataloader.sampler = ConfigDict(type='DefaultSampler',
+                                              shuffle=False)
+    cfg.launcher = 'none'
+    runner = build_runner(cfg)
+    use_cell_sampling(runner.model)
+    model = runner.model
+    bn = model.backbone.layer4[0].bn1  # after three stages of attention
+    trained = bn.running_mean.clone()
+
+    def batch_means(cell):
+        """The mean of ``bn``'s input per training batch, the cell set in
+        every FCA layer (train mode: batch statistics; on a copy)."""
+        import copy
+        other = copy.deepcopy(model).train()
+        set_cell(other, cell)
+        seen = []
+        other.backbone.layer4[0].bn1.register_forward_hook(
+            lambda m, i, o: seen.append(i[0].mean((0, 2, 3))))
+        with torch.no_grad():
+            for batch in runner.train_dataloader:
+                other(**other.data_preprocessor(batch, False))
+        return torch.stack(seen)
+
+    metrics = module.evaluate_cell(runner, (3, 1), 16)
+    assert 'accuracy/top1' in metrics
+    expected = batch_means((3, 1))
+    assert len(expected) == 2
+    torch.testing.assert_close(bn.running_mean, expected.mean(0))
+    module.evaluate_cell(runner, (0, 0), 16)
+    torch.testing.assert_close(bn.running_mean,
+                               batch_means((0, 0)).mean(0))
+    assert not torch.allclose(bn.running_mean, expected.mean(0))
+    # 0: the statistics stay as they are
+    before = bn.running_mean.clone()
+    module.evaluate_cell(runner, (6, 6), 0)
+    assert torch.equal(bn.running_mean, before)
+    assert not torch.equal(before, trained)
+
+
+def test_bad_counts_are_refused_with_the_allowed_ones(capsys):
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    for argv, message in (
+            (['--bn-samples', '-1'], "--bn-samples -1 is negative; 0 keeps "
+             "the training's BN statistics."),
+            (['--num-freqs', '50'], '--num-freqs 50 is not in [1, 49].')):
+        with pytest.raises(SystemExit):
+            module.parse_args(['cfg.py'] + argv)
+        assert message in capsys.readouterr().err

@@ -10,9 +10,12 @@ with the shared weights.
 During training every image draws one cell (u, v) uniformly and every FCA
 layer of the backbone squeezes it with that cell alone, the network of the
 paper's single-frequency ablation (``freq_sel_method=[(u, v)]``) with one
-set of weights for all 49. After training, the config's validation loop
-runs once per cell with that cell fixed, and the cells are ranked by the
-validation metric (``--metric``, default per library). Written as the
+set of weights for all 49 but two things of each cell's own: a
+channel-wise scale of its squeeze (learnt) and its BN statistics
+(re-estimated on ``--bn-samples`` training images before it is
+evaluated). After training, the config's validation loop runs once per
+cell with that cell fixed, and the cells are ranked by the validation
+metric (``--metric``, default per library). Written as the
 ablation tool (frequency_ablation.py) writes them: ``OUT/cells/u{u}_v{v}
 .json``, ``OUT/ranking.json`` (best first; ``"pairs"[:n]`` is a
 ``freq_sel_method``), ``OUT/heatmap.png``; plus ``OUT/freq_sel_method.py``,
@@ -75,6 +78,20 @@ class ProgressHook(Hook):
             f'elapsed{eta}')
 
 
+def evaluate_cell(runner, cell, bn_samples):
+    """The validation metrics of one cell's network: ``cell`` set in every
+    FCA layer, and the BN statistics re-estimated on the first
+    ``bn_samples`` training images with it (the statistics of this cell's
+    network, not of the mixture trained: a one-shot supernet's usual
+    step); 0 keeps those of the training."""
+    set_cell(runner.model, cell)
+    if bn_samples:
+        runner.model.train()
+        update_bn_stats(runner.model, runner.train_dataloader, bn_samples,
+                        logger='silent')
+    return runner.val_loop.run()
+
+
 def fit(args):
     """Train the weight-shared network (unless ``fitted.pth`` is there),
     then evaluate every cell that has no record yet (this process)."""
@@ -105,14 +122,7 @@ def fit(args):
     for k, (u, v) in enumerate(GRID_CELLS, 1):
         if (u, v) not in todo:
             continue
-        set_cell(runner.model, (u, v))
-        if args.bn_samples:
-            # the running statistics of this cell's network, not of the
-            # mixture trained (a one-shot supernet's usual step)
-            runner.model.train()
-            update_bn_stats(runner.model, runner.train_dataloader,
-                            args.bn_samples, logger='silent')
-        metrics = runner.val_loop.run()
+        metrics = evaluate_cell(runner, (u, v), args.bn_samples)
         value = write_record(args.out_dir, u, v, args.metric,
                              metrics)['value']
         done = todo.index((u, v)) + 1
