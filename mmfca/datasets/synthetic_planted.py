@@ -22,7 +22,12 @@ the sign ``s`` (``pos``/``neg``); the depth ``d`` is drawn per image in
 ``[0, depth]``, so a cell's accuracy grows smoothly with its strength
 instead of jumping from chance to 100 %. Overall contrast, brightness and
 colour are random, and ``P`` sums to zero: global average pooling, the
-(0, 0) cell, sees nothing of the class. ImageNet-style folders for
+(0, 0) cell, sees nothing of the class. This is what the squeeze reads of
+the image's local contrast, linearly; a trained network is not linear, and
+its convolutions can move a layout to other frequencies (zero padding tells
+them where they are), so a cell that reads nothing here can still learn the
+class. The benchmark (``benchmarks/bench_frequency_fitting.py``) measures
+how far. ImageNet-style folders for
 MMPretrain's ``CustomDataset``, the design in ``ROOT/planted.json``::
 
     ROOT/{train,val}/{pos,neg}/<n>.png

@@ -157,3 +157,26 @@ def test_bad_counts_are_refused_with_the_allowed_ones(capsys):
         with pytest.raises(SystemExit):
             module.parse_args(['cfg.py'] + argv)
         assert message in capsys.readouterr().err
+
+
+def test_a_detector_batched_by_a_batch_sampler_is_recalibrated(
+        synthetic_coco, tmp_path):
+    # MMDetection's loaders batch with AspectRatioBatchSampler: the loader's
+    # batch_size is None, the sampler's is the one to use
+    from _helpers import DEMO_CONFIG, data_options
+    from mmfca.frequency_selection import use_cell_sampling
+    from mmfca.utils import build_runner, load_config
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    # the tool's own parsing of --cfg-options; BN statistics to update
+    args = module.parse_args(
+        [DEMO_CONFIG, '--cfg-options'] + data_options(str(synthetic_coco))
+        + ['model.backbone.norm_eval=False'])
+    cfg = load_config(DEMO_CONFIG, args.cfg_options, str(tmp_path / 'work'))
+    runner = build_runner(cfg)
+    use_cell_sampling(runner.model)
+    assert runner.train_dataloader.batch_size is None
+    bn = runner.model.backbone.layer4[0].bn1
+    before = bn.running_mean.clone()
+    metrics = module.evaluate_cell(runner, (2, 3), 8)
+    assert 'coco/bbox_mAP' in metrics
+    assert not torch.equal(bn.running_mean, before)

@@ -78,6 +78,22 @@ class ProgressHook(Hook):
             f'elapsed{eta}')
 
 
+class BatchSizedLoader:
+    """A data loader whose batches come from a batch sampler (MMDetection's
+    ``AspectRatioBatchSampler``), with the ``batch_size`` that MMPretrain's
+    ``update_bn_stats`` reads (the loader's own is None then)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.batch_size = loader.batch_sampler.batch_size
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
 def evaluate_cell(runner, cell, bn_samples):
     """The validation metrics of one cell's network: ``cell`` set in every
     FCA layer, and the BN statistics re-estimated on the first
@@ -87,8 +103,10 @@ def evaluate_cell(runner, cell, bn_samples):
     set_cell(runner.model, cell)
     if bn_samples:
         runner.model.train()
-        update_bn_stats(runner.model, runner.train_dataloader, bn_samples,
-                        logger='silent')
+        loader = runner.train_dataloader
+        if loader.batch_size is None:
+            loader = BatchSizedLoader(loader)
+        update_bn_stats(runner.model, loader, bn_samples, logger='silent')
     return runner.val_loop.run()
 
 
