@@ -47,7 +47,7 @@ def test_design_is_the_33_cells_read_only_at_the_last_stage():
 def test_the_class_is_read_by_the_planted_cells_by_their_strength(
         tmp_path):
     root = make_planted_frequency_set(str(tmp_path), num_train=96,
-                                      num_val=8, seed=0, depth=0.3)
+                                      num_val=8, seed=0)
     assert root == str(tmp_path)
     for split, num in (('train', 96), ('val', 8)):
         counts = [len(list((tmp_path / split / n).iterdir()))
@@ -57,7 +57,7 @@ def test_the_class_is_read_by_the_planted_cells_by_their_strength(
         saved = json.load(f)
     design = planted_cells()
     assert [tuple(c) for c in saved['cells']] == [c for c, _, _ in design]
-    assert saved['depth'] == 0.3 and saved['img_size'] == 224
+    assert saved['depth'] == 0.2 and saved['img_size'] == 224
     # the difference of the class means of each cell's reading
     readings = {}
     means, contrasts = {}, {}
