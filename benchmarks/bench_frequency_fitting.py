@@ -10,7 +10,7 @@ minute on one core).
     python benchmarks/bench_frequency_fitting.py \\
         --out-dir work_dirs/fit_bench [--part all|fit|ablation|retrain|dense]
         [--epochs 4] [--depth 0.2] [--fit-seeds 3] [--ablation-seeds 2]
-        [--retrain-seeds 5]
+        [--retrain-seeds 5] [--extra-ablation-seeds 0]
 
 Parts, cheapest decisive results first (``all`` runs them in this order):
 
@@ -21,7 +21,8 @@ Parts, cheapest decisive results first (``all`` runs them in this order):
 * ``ablation``: the ablation tool over all 49 cells, once per seed; the
   Spearman correlation of two seeds' rankings is the noise ceiling; then
   the fitted rankings against the mean ablation ranking (Spearman,
-  precision@16 against the ablation's top 16);
+  precision@16 against the ablation's top 16); ``--extra-ablation-seeds``
+  adds seeds for the ceiling of a mean over seeds (half against half);
 * ``retrain``: FcaNet-18 with fixed DCT filters and 16 frequencies, per
   list (fitted, ablation's, published top16, low16, 16 random cells) and
   GAP alone (top1, i.e. SE), one training per seed: top-1, mean and spread.
@@ -274,6 +275,39 @@ class Bench:
         return (f'| {label} | {hit_k}/{k} | {hit16}/16 | '
                 f'{spearman(values, self.strength):.2f} | {top[:4]} |')
 
+    def more_seeds(self, fits):
+        """With ``--extra-ablation-seeds``: the ceiling of a mean over
+        seeds (the means of two halves of the seeds against each other) and
+        the fitted rankings against the mean of all seeds; the retrained
+        lists stay those of the first ``--ablation-seeds``."""
+        a = self.args
+        total = a.ablation_seeds + a.extra_ablation_seeds
+        runs = [load_ranking(self.ablation_dir(s)) for s in range(total)]
+        if not a.extra_ablation_seeds or not all(runs):
+            return []
+
+        def mean(rs):
+            return {c: float(np.mean([r[c] for r in rs])) for c in rs[0]}
+        half = total // 2
+        pairs = list(itertools.combinations(range(total), 2))
+        rho = [spearman(runs[i], runs[j]) for i, j in pairs]
+        split = spearman(mean(runs[:half]), mean(runs[half:2 * half]))
+        lines = ['', f'With {total} ablation seeds: Spearman of two seeds '
+                 f'{np.mean(rho):.2f} on average over the {len(pairs)} '
+                 f'pairs (range {min(rho):.2f}-{max(rho):.2f}); of the mean '
+                 f'of seeds 0-{half - 1} against the mean of seeds '
+                 f'{half}-{2 * half - 1} (the ceiling of a {half}-seed '
+                 f'mean): {split:.2f}.']
+        if fits:
+            everything = mean(runs)
+            lines += ['', f'| fit seed | Spearman vs the mean of {total} '
+                      f'seeds | precision@16 vs its top 16 |', '|---|---|---|']
+            for s, r in fits.items():
+                p16 = len(set(ranked(r)[:16]) & set(ranked(everything)[:16]))
+                lines.append(f'| {s} | {spearman(r, everything):.2f} | '
+                             f'{p16} |')
+        return lines
+
     def write_results(self):
         a, k = self.args, len(self.cells)
         self.times = {}
@@ -375,6 +409,7 @@ class Bench:
             lines.append(f'| random ranking (200 draws) | '
                          f'{np.mean(rand):.2f} ± {np.std(rand):.2f} | '
                          f'{16 * 16 / 49:.1f} |')
+        lines += self.more_seeds(fits)
         lines += ['', '## Retrained with fixed DCT filters (top-1 %)', '',
                   '| list | top-1 | pairs |', '|---|---|---|']
         for name, pairs in self.lists().items():
@@ -530,6 +565,10 @@ def main():
     parser.add_argument('--fit-seeds', type=int, default=3)
     parser.add_argument('--ablation-seeds', type=int, default=2)
     parser.add_argument('--retrain-seeds', type=int, default=5)
+    parser.add_argument('--extra-ablation-seeds', type=int, default=0,
+                        help='more ablation seeds for the ceiling of a mean '
+                        'over seeds (the retrained lists stay those of '
+                        'the first --ablation-seeds)')
     parser.add_argument('--one-run', help=argparse.SUPPRESS)
     parser.add_argument('--seed', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--pairs', help=argparse.SUPPRESS)
@@ -547,7 +586,7 @@ def main():
         for seed in range(args.fit_seeds):
             bench.run_fit(seed)
     if args.part in ('all', 'ablation'):
-        for seed in range(args.ablation_seeds):
+        for seed in range(args.ablation_seeds + args.extra_ablation_seeds):
             bench.run_ablation(seed)
     if args.part in ('all', 'retrain'):
         bench.run_retrain()
