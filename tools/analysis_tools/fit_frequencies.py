@@ -96,8 +96,8 @@ class BatchSizedLoader:
 
 def evaluate_cell(runner, cell, bn_samples):
     """The validation metrics of one cell's network: ``cell`` set in every
-    FCA layer, and the BN statistics re-estimated on the first
-    ``bn_samples`` training images with it (the statistics of this cell's
+    FCA layer, and the BN statistics re-estimated on ``bn_samples``
+    training images with it (the statistics of this cell's
     network, not of the mixture trained: a one-shot supernet's usual
     step); 0 keeps those of the training."""
     set_cell(runner.model, cell)
