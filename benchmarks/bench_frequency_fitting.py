@@ -292,12 +292,18 @@ class Bench:
         pairs = list(itertools.combinations(range(total), 2))
         rho = [spearman(runs[i], runs[j]) for i, j in pairs]
         split = spearman(mean(runs[:half]), mean(runs[half:2 * half]))
+        # what one training's ranking can reach against the mean of others
+        one = [spearman(runs[i], mean(runs[:i] + runs[i + 1:]))
+               for i in range(total)]
         lines = ['', f'With {total} ablation seeds: Spearman of two seeds '
                  f'{np.mean(rho):.2f} on average over the {len(pairs)} '
                  f'pairs (range {min(rho):.2f}-{max(rho):.2f}); of the mean '
                  f'of seeds 0-{half - 1} against the mean of seeds '
                  f'{half}-{2 * half - 1} (the ceiling of a {half}-seed '
-                 f'mean): {split:.2f}.']
+                 f'mean): {split:.2f}; of one seed against the mean of the '
+                 f'other {total - 1}: {np.mean(one):.2f} on average (range '
+                 f'{min(one):.2f}-{max(one):.2f}), what a ranking from one '
+                 'training can be expected to reach.']
         if fits:
             everything = mean(runs)
             lines += ['', f'| fit seed | Spearman vs the mean of {total} '
