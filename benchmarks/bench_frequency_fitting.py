@@ -143,6 +143,11 @@ def spearman(a, b):
                            [b[c] for c in cells])[0])
 
 
+def mean_ranking(runs):
+    """``{cell: mean value}`` of several rankings' ``{cell: value}``."""
+    return {c: float(np.mean([r[c] for r in runs])) for c in runs[0]}
+
+
 def jaccard(a, b):
     return len(set(a) & set(b)) / len(set(a) | set(b))
 
@@ -263,9 +268,7 @@ class Bench:
         runs = [load_ranking(self.ablation_dir(s))
                 for s in range(self.args.ablation_seeds)]
         runs = [r for r in runs if r]
-        if not runs:
-            return None
-        return {c: float(np.mean([r[c] for r in runs])) for c in runs[0]}
+        return mean_ranking(runs) if runs else None
 
     def truth(self, values, label):
         """A ranking against the planted truth: a table row."""
@@ -285,15 +288,13 @@ class Bench:
         runs = [load_ranking(self.ablation_dir(s)) for s in range(total)]
         if not a.extra_ablation_seeds or not all(runs):
             return []
-
-        def mean(rs):
-            return {c: float(np.mean([r[c] for r in rs])) for c in rs[0]}
         half = total // 2
         pairs = list(itertools.combinations(range(total), 2))
         rho = [spearman(runs[i], runs[j]) for i, j in pairs]
-        split = spearman(mean(runs[:half]), mean(runs[half:2 * half]))
+        split = spearman(mean_ranking(runs[:half]),
+                         mean_ranking(runs[half:2 * half]))
         # what one training's ranking can reach against the mean of others
-        one = [spearman(runs[i], mean(runs[:i] + runs[i + 1:]))
+        one = [spearman(runs[i], mean_ranking(runs[:i] + runs[i + 1:]))
                for i in range(total)]
         lines = ['', f'With {total} ablation seeds: Spearman of two seeds '
                  f'{np.mean(rho):.2f} on average over the {len(pairs)} '
@@ -305,7 +306,7 @@ class Bench:
                  f'{min(one):.2f}-{max(one):.2f}), what a ranking from one '
                  'training can be expected to reach.']
         if fits:
-            everything = mean(runs)
+            everything = mean_ranking(runs)
             lines += ['', f'| fit seed | Spearman vs the mean of {total} '
                       f'seeds | precision@16 vs its top 16 |', '|---|---|---|']
             for s, r in fits.items():
@@ -538,6 +539,7 @@ def one_run(args):
     """Train ``--config`` (default: the planted one) with ``--pairs`` and
     fixed DCT filters, validate once; write ``result.json`` (this
     process)."""
+    from mmfca.frequency_selection import validate_after_training
     from mmfca.utils import build_runner, load_config
     pairs = [tuple(p) for p in json.loads(args.pairs)]
     config = args.config or osp.join(osp.abspath(args.out_dir), 'planted.py')
@@ -545,7 +547,7 @@ def one_run(args):
     cfg = load_config(config, options, args.one_run)
     cfg.model.backbone.freq_sel_method = pairs
     cfg.randomness = dict(seed=args.seed)
-    cfg.train_cfg.val_begin = 10**9  # once, after training
+    validate_after_training(cfg)
     runner = build_runner(cfg)
     runner.train()
     metrics = runner.val_loop.run()
