@@ -1,5 +1,6 @@
 """fit_frequencies.py end to end: one short training on the synthetic
 classification set, the 49 cells ranked, the snippet, a rerun."""
+import copy
 import json
 import os.path as osp
 import re
@@ -121,7 +122,6 @@ def test_each_cell_is_evaluated_with_its_own_bn_statistics(tmp_path):
     def batch_means(cell):
         """The mean of ``bn``'s input per training batch, the cell set in
         every FCA layer (train mode: batch statistics; on a copy)."""
-        import copy
         other = copy.deepcopy(model).train()
         set_cell(other, cell)
         seen = []
