@@ -8,7 +8,8 @@ width (``base_channels=16``: the published geometry, a run in about half a
 minute on one core).
 
     python benchmarks/bench_frequency_fitting.py \\
-        --out-dir work_dirs/fit_bench [--part all|fit|ablation|retrain|dense]
+        --out-dir work_dirs/fit_bench \
+        [--part all|fit|gumbel|ablation|retrain|dense]
         [--epochs 4] [--depth 0.2] [--fit-seeds 3] [--ablation-seeds 2]
         [--retrain-seeds 5] [--extra-ablation-seeds 0]
 
@@ -18,14 +19,17 @@ Parts, cheapest decisive results first (``all`` runs them in this order):
   planted truth (precision@k, k the number of planted cells; precision@16
   against the 16 strongest; Spearman against the strengths, 0 for the
   cells not planted), Jaccard of the chosen 16 across seeds;
+* ``gumbel``: the same for the tool's second mode (``--method gumbel``,
+  selection logits; one training, no evaluation per cell);
 * ``ablation``: the ablation tool over all 49 cells, once per seed; the
   Spearman correlation of two seeds' rankings is the noise ceiling; then
   the fitted rankings against the mean ablation ranking (Spearman,
   precision@16 against the ablation's top 16); ``--extra-ablation-seeds``
   adds seeds for the ceiling of a mean over seeds (half against half);
 * ``retrain``: FcaNet-18 with fixed DCT filters and 16 frequencies, per
-  list (fitted, ablation's, published top16, low16, 16 random cells) and
-  GAP alone (top1, i.e. SE), one training per seed: top-1, mean and spread.
+  list (fitted by either mode, ablation's, published top16, low16, 16
+  random cells) and GAP alone (top1, i.e. SE), one training per seed:
+  top-1, mean and spread.
 
 Restartable: finished runs (the tools' records, the retrains' results) are
 skipped. ``OUT/results.md`` is rewritten after every run, so partial
@@ -48,6 +52,8 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
 BASE_CONFIG = osp.join(REPO, 'configs', 'fcanet', 'fcanet18_8xb32_in1k.py')
+#: Where each mode of the fitting tool writes its runs, under OUT.
+FIT_DIRS = {'sampling': 'fit', 'gumbel': 'fit_gumbel'}
 
 
 def planted_config(data_root, num_classes, epochs, path, width=16):
@@ -184,21 +190,27 @@ class Bench:
         planted_config(data, len(PLANTED_CLASSES), self.args.epochs,
                        self.config)
 
-    def fit_dir(self, seed):
-        return osp.join(self.out, 'fit', f'seed{seed}')
+    def fit_dir(self, seed, method='sampling'):
+        return osp.join(self.out, FIT_DIRS[method], f'seed{seed}')
+
+    def fits(self, method):
+        """``{seed: ranking}`` of the finished fits of ``method``."""
+        fits = {s: load_ranking(self.fit_dir(s, method))
+                for s in range(self.args.fit_seeds)}
+        return {s: r for s, r in fits.items() if r}
 
     def ablation_dir(self, seed):
         return osp.join(self.out, 'ablation', f'seed{seed}')
 
-    def run_fit(self, seed):
-        out = self.fit_dir(seed)
+    def run_fit(self, seed, method='sampling'):
+        out = self.fit_dir(seed, method)
         if load_ranking(out) is None:
-            print(f'[bench] fit seed {seed}', flush=True)
+            print(f'[bench] fit ({method}) seed {seed}', flush=True)
             start = time.time()
             whole = not osp.exists(out)  # else a resumed run: not timed
             call([osp.join(TOOLS, 'fit_frequencies.py'), self.config,
-                  '--out-dir', out, '--seed', str(seed)] + seeded(seed),
-                 osp.join(out, 'console.log'))
+                  '--out-dir', out, '--method', method, '--seed', str(seed)]
+                 + seeded(seed), osp.join(out, 'console.log'))
             if whole:
                 with open(osp.join(out, 'time.json'), 'w') as f:
                     json.dump(dict(seconds=time.time() - start), f)
@@ -224,6 +236,7 @@ class Bench:
         """The retrained frequency lists, by name (None until known)."""
         from mmfca.models.layers.dct import get_grid_freqs
         fit = load_ranking(self.fit_dir(0))
+        gumbel = load_ranking(self.fit_dir(0, 'gumbel'))
         abl = self.mean_ablation() if all(
             load_ranking(self.ablation_dir(s))
             for s in range(self.args.ablation_seeds)) else None
@@ -231,6 +244,8 @@ class Bench:
         cells = [(u, v) for u in range(7) for v in range(7)]
         return {
             'fitted16 (fit seed 0)': ranked(fit)[:16] if fit else None,
+            'gumbel16 (gumbel fit seed 0)':
+            ranked(gumbel)[:16] if gumbel else None,
             'ablation16 (mean of seeds)': ranked(abl)[:16] if abl else None,
             'top16 (published)': get_grid_freqs('top16'),
             'low16': get_grid_freqs('low16'),
@@ -307,8 +322,9 @@ class Bench:
                  'training can be expected to reach.']
         if fits:
             everything = mean_ranking(runs)
-            lines += ['', f'| fit seed | Spearman vs the mean of {total} '
-                      f'seeds | precision@16 vs its top 16 |', '|---|---|---|']
+            lines += ['', f'| fit (mode, seed) | Spearman vs the mean of '
+                      f'{total} seeds | precision@16 vs its top 16 |',
+                      '|---|---|---|']
             for s, r in fits.items():
                 p16 = len(set(ranked(r)[:16]) & set(ranked(everything)[:16]))
                 lines.append(f'| {s} | {spearman(r, everything):.2f} | '
@@ -328,9 +344,11 @@ class Bench:
             f'training. Command: `python benchmarks/bench_frequency_fitting'
             f'.py --out-dir {a.out_dir}`. Partial until every row says so.',
             '']
-        fits = {s: load_ranking(self.fit_dir(s))
-                for s in range(a.fit_seeds)}
-        fits = {s: r for s, r in fits.items() if r}
+        fits, gumbel = self.fits('sampling'), self.fits('gumbel')
+        # both modes' rankings, by a label of mode and seed
+        every_fit = {f'{m} {s}': r for m, runs in (('sampling', fits),
+                                                   ('gumbel', gumbel))
+                     for s, r in runs.items()}
         abl = {s: load_ranking(self.ablation_dir(s))
                for s in range(a.ablation_seeds)}
         rng = np.random.default_rng(0)
@@ -343,8 +361,9 @@ class Bench:
                   '(0 for the 16 cells not planted).', '',
                   f'| ranking | precision@{k} | precision@16 | Spearman | '
                   'first 4 |', '|---|---|---|---|---|']
-        for s, r in fits.items():
-            lines.append(self.truth(r, f'fitted, seed {s}'))
+        for label, r in every_fit.items():
+            mode, seed = label.split()
+            lines.append(self.truth(r, f'fitted ({mode}), seed {seed}'))
         for s, r in abl.items():
             if r:
                 lines.append(self.truth(r, f'ablation, seed {s}'))
@@ -352,18 +371,22 @@ class Bench:
         lines.append(f'| random (200 draws) | {k * k / 49:.1f} | '
                      f'{16 * 16 / 49:.1f} | {np.mean(rho):.2f} ± '
                      f'{np.std(rho):.2f} | |')
-        timed = [osp.join(self.fit_dir(s), 'time.json') for s in fits]
-        self.times['fit'] = [json.load(open(t))['seconds'] for t in timed
-                             if osp.isfile(t)]
-        if len(fits) > 1:
-            pairs = list(itertools.combinations(fits.values(), 2))
+        lines.append('')
+        for method, runs in (('sampling', fits), ('gumbel', gumbel)):
+            timed = [osp.join(self.fit_dir(s, method), 'time.json')
+                     for s in runs]
+            self.times[method] = [json.load(open(t))['seconds']
+                                  for t in timed if osp.isfile(t)]
+            if len(runs) < 2:
+                continue
+            pairs = list(itertools.combinations(runs.values(), 2))
             jac = np.mean([jaccard(ranked(x)[:16], ranked(y)[:16])
                            for x, y in pairs])
             rho = np.mean([spearman(x, y) for x, y in pairs])
-            lines += ['', f'Across fit seeds ({len(fits)}): mean Jaccard of '
-                      f'the chosen 16 {jac:.2f} (random lists: about '
-                      f'{16 / (98 - 16):.2f}), mean Spearman of the rankings '
-                      f'{rho:.2f}.']
+            lines += [f'- {method}, across fit seeds ({len(runs)}): mean '
+                      f'Jaccard of the chosen 16 {jac:.2f} (random lists: '
+                      f'about {16 / (98 - 16):.2f}), mean Spearman of the '
+                      f'rankings {rho:.2f}.']
         lines += ['', '## The ablation (one training per cell)', '']
         for s in range(a.ablation_seeds):
             folder = osp.join(self.ablation_dir(s), 'cells')
@@ -402,11 +425,11 @@ class Bench:
                           + ', '.join(f'{x:.2f}' for x in rhos)
                           + ' (fit seeds ' + ', '.join(map(str, fits))
                           + ')']
-        if mean and fits:
-            lines += ['', '| fit seed | Spearman vs mean ablation | '
+        if mean and every_fit:
+            lines += ['', '| fit (mode, seed) | Spearman vs mean ablation | '
                       'precision@16 vs ablation top 16 (chance 5.2) |',
                       '|---|---|---|']
-            for s, r in fits.items():
+            for s, r in every_fit.items():
                 p16 = len(set(ranked(r)[:16]) & set(ranked(mean)[:16]))
                 lines.append(f'| {s} | {spearman(r, mean):.2f} | {p16} |')
             # a random ranking, for scale
@@ -416,7 +439,7 @@ class Bench:
             lines.append(f'| random ranking (200 draws) | '
                          f'{np.mean(rand):.2f} ± {np.std(rand):.2f} | '
                          f'{16 * 16 / 49:.1f} |')
-        lines += self.more_seeds(fits)
+        lines += self.more_seeds(every_fit)
         lines += ['', '## Retrained with fixed DCT filters (top-1 %)', '',
                   '| list | top-1 | pairs |', '|---|---|---|']
         for name, pairs in self.lists().items():
@@ -437,9 +460,13 @@ class Bench:
                          else []):
                 cells.append(osp.join(self.ablation_dir(s), 'runs', name))
         lines += ['', '## Cost (wall-clock seconds, this machine)', '']
-        if self.times.get('fit'):
-            lines.append(f'- one fitting run (training + 49 evaluations): '
-                         f'{np.mean(self.times["fit"]):.0f} s')
+        if self.times.get('sampling'):
+            lines.append(f'- one fitting run, sampling (training + 49 '
+                         f'evaluations): {np.mean(self.times["sampling"]):.0f}'
+                         ' s')
+        if self.times.get('gumbel'):
+            lines.append(f'- one fitting run, gumbel (training, no '
+                         f'evaluation): {np.mean(self.times["gumbel"]):.0f} s')
         if self.times.get('train'):
             one = np.mean(self.times['train'])
             lines.append(f'- one ordinary training run: {one:.0f} s; the '
@@ -561,8 +588,8 @@ def main():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out-dir', default='work_dirs/fit_bench')
     parser.add_argument('--part', default='all',
-                        choices=('all', 'fit', 'ablation', 'retrain',
-                                 'dense', 'results'))
+                        choices=('all', 'fit', 'gumbel', 'ablation',
+                                 'retrain', 'dense', 'results'))
     parser.add_argument('--epochs', type=int, default=4)
     parser.add_argument('--num-train', type=int, default=512)
     parser.add_argument('--num-val', type=int, default=256)
@@ -590,9 +617,10 @@ def main():
     bench = Bench(args)
     os.makedirs(bench.out, exist_ok=True)
     bench.setup()
-    if args.part in ('all', 'fit'):
-        for seed in range(args.fit_seeds):
-            bench.run_fit(seed)
+    for method in FIT_DIRS:
+        if args.part in ('all', 'fit' if method == 'sampling' else method):
+            for seed in range(args.fit_seeds):
+                bench.run_fit(seed, method)
     if args.part in ('all', 'ablation'):
         for seed in range(args.ablation_seeds + args.extra_ablation_seeds):
             bench.run_ablation(seed)

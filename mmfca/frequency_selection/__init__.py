@@ -6,17 +6,29 @@
   and ``tools/analysis_tools/fit_frequencies.py`` (one training).
 * :mod:`.sampling`: the fitting mode behind the latter, a weight-shared
   single-frequency network (:class:`CellSamplingSqueeze`,
-  :class:`CellSamplingHook`).
+  :class:`CellSamplingHook`);
+* :mod:`.selection`: its second mode, Gumbel-softmax selection logits per
+  FCA layer, ranked without an evaluation per cell
+  (:class:`CellSelectionSqueeze`, :class:`CellSelectionHook`);
+* :mod:`.probe`: its third, no training: each cell's reading of the labels
+  in the model as built (:class:`CellReadingProbe`).
 """
+from .probe import PROBE_METRIC, CellReadingProbe, present_classes
 from .ranking import (DEFAULT_METRICS, cell_path, duration, read_records,
                       validate_after_training, write_heatmap, write_record,
                       write_snippet)
 from .sampling import (CellSamplingHook, CellSamplingSqueeze, GRID_CELLS,
                        set_cell, use_cell_sampling)
+from .selection import (SELECTION_METRIC, CellSelectionHook,
+                        CellSelectionSqueeze, selection_scores,
+                        set_temperature)
 
 __all__ = [
     'DEFAULT_METRICS', 'cell_path', 'duration', 'read_records',
     'validate_after_training',
     'write_heatmap', 'write_record', 'write_snippet', 'CellSamplingHook',
-    'CellSamplingSqueeze', 'GRID_CELLS', 'set_cell', 'use_cell_sampling'
+    'CellSamplingSqueeze', 'GRID_CELLS', 'set_cell', 'use_cell_sampling',
+    'SELECTION_METRIC', 'CellSelectionHook', 'CellSelectionSqueeze',
+    'selection_scores', 'set_temperature', 'PROBE_METRIC',
+    'CellReadingProbe', 'present_classes'
 ]

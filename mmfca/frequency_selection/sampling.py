@@ -38,6 +38,16 @@ GRID_CELLS = tuple((u, v) for u in range(FREQ_GRID) for v in range(FREQ_GRID))
 SAMPLING_MODES = ('image', 'batch')
 
 
+def cell_filters(squeeze, x):
+    """The 49 cells' filters of an FCA squeeze (its filter size and
+    normalization) for ``x``'s size: (49, H, W) in ``x``'s dtype, cached as
+    the published squeeze caches its own."""
+    h, w = x.shape[-2:]
+    return cached_fca_filters(
+        (GRID_CELLS, squeeze.dct_size, squeeze.normalization, None), h, w,
+        x.dtype, x.device)[:, 0]
+
+
 class CellSamplingSqueeze(MultiSpectralSqueeze):
     """FCA's squeeze with a fitting mode: while :attr:`cells` is set, every
     channel of an image is squeezed with one cell of the 7x7 grid, as in a
@@ -93,11 +103,7 @@ class CellSamplingSqueeze(MultiSpectralSqueeze):
         if self.cells is None:
             return super().forward(x)
         n, c, h, w = self.check_input(x)
-        # the 49 cells' filters for this size, (49, H, W), kept as the
-        # published squeeze keeps its own
-        bank = cached_fca_filters(
-            (GRID_CELLS, self.dct_size, self.normalization, None), h, w,
-            x.dtype, x.device)[:, 0]
+        bank = cell_filters(self, x)
         cells = self.cells
         if torch.is_tensor(cells):
             if cells.shape != (n, ):
@@ -156,9 +162,15 @@ def set_cell(model, cell):
     return count
 
 
-def use_cell_sampling(model):
+def use_cell_sampling(model, squeeze_type=None):
     """Swap the squeeze (``dct_layer``) of every FCA layer of ``model`` for
     its :class:`CellSamplingSqueeze` (in place).
+
+    Args:
+        model (nn.Module): The model, e.g. a runner's.
+        squeeze_type (type, optional): A subclass of
+            :class:`CellSamplingSqueeze` to swap in instead (e.g.
+            :class:`~mmfca.frequency_selection.CellSelectionSqueeze`).
 
     Returns:
         int: The number of FCA layers.
@@ -174,16 +186,22 @@ def use_cell_sampling(model):
         raise ValueError(f'{type(model).__name__} has no FCA layer '
                          '(MultiSpectralAttention) whose frequencies could '
                          'be fitted; use an FcaNet backbone.')
+    squeeze_type = squeeze_type or CellSamplingSqueeze
     for layer in layers:
         squeeze = layer.dct_layer
-        if isinstance(squeeze, CellSamplingSqueeze):
+        if type(squeeze) is squeeze_type:
             continue
+        if isinstance(squeeze, CellSamplingSqueeze):
+            raise ValueError(
+                f'An FCA layer already has a {type(squeeze).__name__}; '
+                f'one fitting mode per model, not {squeeze_type.__name__} '
+                'too.')
         if type(squeeze) is not MultiSpectralSqueeze:
             raise ValueError(
                 f'An FCA layer has a {type(squeeze).__name__} squeeze; '
                 'fitting ranks fixed DCT cells: set learnable_filter=False '
                 "and filter_init='dct'.")
-        layer.dct_layer = CellSamplingSqueeze.from_squeeze(squeeze)
+        layer.dct_layer = squeeze_type.from_squeeze(squeeze)
     return len(layers)
 
 

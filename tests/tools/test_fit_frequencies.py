@@ -5,6 +5,7 @@ import json
 import os.path as osp
 import re
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -35,7 +36,8 @@ def test_fit_frequencies_ranks_the_49_cells(tmp_path):
     cfg.dump(config)
     out = str(tmp_path / 'fit')
     args = tool('analysis_tools/fit_frequencies.py') + [
-        config, '--out-dir', out, '--max-epochs', '1', '--num-freqs', '4']
+        config, '--out-dir', out, '--max-epochs', '1', '--num-freqs', '4',
+        '--method', 'sampling']
     proc = run(args)
     lines = proc.stdout.splitlines()
     # only the tool's own lines on the console
@@ -86,6 +88,51 @@ def test_fit_frequencies_ranks_the_49_cells(tmp_path):
     again = run(args).stdout.splitlines()
     assert again[0] == '[fit] all 49 cells ranked earlier'
     assert again[1:] == lines[-5:]
+
+
+@pytest.mark.slow
+def test_gumbel_mode_ranks_by_the_learnt_logits(tmp_path):
+    """``--method gumbel``: one training, no evaluation; the records are
+    each cell's log-probability averaged over the layers of the saved
+    logits, which learnt at their own rate without decay; the same seed
+    gives the same ranking."""
+    data = make_synthetic_imagenet(str(tmp_path / 'data'), num_train=8,
+                                   num_val=4)
+    cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,
+                             tmp_path / 'work')
+    # the residual branches (the attention's input) alive from the start
+    cfg.model.backbone.zero_init_residual = False
+    config = str(tmp_path / 'cls.py')
+    cfg.dump(config)
+
+    def fit(name):
+        out = str(tmp_path / name)
+        lines = run(tool('analysis_tools/fit_frequencies.py') + [
+            config, '--out-dir', out, '--max-epochs', '1', '--method',
+            'gumbel', '--cfg-options', 'randomness.seed=3']).stdout
+        with open(osp.join(out, 'ranking.json')) as f:
+            return out, lines.splitlines(), json.load(f)
+
+    out, lines, ranking = fit('fit')
+    assert not any(CELL.match(line) for line in lines)
+    assert '[fit] 49 cells scored by their selection log-probability' in lines
+    assert ranking['metric'] == 'selection/log_prob'
+    state = torch.load(osp.join(out, 'run', 'fitted.pth'),
+                       map_location='cpu', weights_only=False)['state_dict']
+    logits = np.stack([x.double().numpy() for k, x in state.items()
+                       if k.endswith('dct_layer.logits')])
+    assert logits.shape == (8, 49) and np.ptp(logits) > 0
+    log_prob = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).mean(0)
+    order = sorted(range(49), key=lambda i: -log_prob[i])
+    assert [tuple(p) for p in ranking['pairs']] == [GRID_CELLS[i]
+                                                     for i in order]
+    np.testing.assert_allclose(ranking['values'], log_prob[order], rtol=0,
+                               atol=1e-9)
+    with open(osp.join(out, 'run', 'output.log')) as f:
+        output = f.read()
+    assert re.search(r'dct_layer\.logits:lr=100\.0', output)
+    assert re.search(r'dct_layer\.logits:weight_decay=0\.0', output)
+    assert fit('again')[2] == ranking
 
 
 def test_help_shows_the_whole_description(capsys):
@@ -153,7 +200,12 @@ def test_bad_counts_are_refused_with_the_allowed_ones(capsys):
     for argv, message in (
             (['--bn-samples', '-1'], "--bn-samples -1 is negative; 0 keeps "
              "the training's BN statistics."),
-            (['--num-freqs', '50'], '--num-freqs 50 is not in [1, 49].')):
+            (['--num-freqs', '50'], '--num-freqs 50 is not in [1, 49].'),
+            (['--temperature', '5', '0'], '--temperature [5.0, 0.0] must be '
+             'positive.'),
+            (['--probe-images', '3'], '--probe-images 3 is below 4'),
+            (['--method', 'darts'], "invalid choice: 'darts' (choose from "
+             "'probe', 'sampling', 'gumbel')")):
         with pytest.raises(SystemExit):
             module.parse_args(['cfg.py'] + argv)
         assert message in capsys.readouterr().err

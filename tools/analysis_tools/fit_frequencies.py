@@ -42,14 +42,32 @@ from mmengine.hooks import Hook
 from mmpretrain.engine.hooks.precise_bn_hook import update_bn_stats
 
 from mmfca.frequency_selection import (DEFAULT_METRICS, GRID_CELLS,
-                                       CellSamplingHook, cell_path, duration,
-                                       read_records, set_cell,
-                                       use_cell_sampling,
+                                       PROBE_METRIC, SELECTION_METRIC,
+                                       CellReadingProbe, CellSamplingHook,
+                                       CellSelectionHook,
+                                       CellSelectionSqueeze, cell_path,
+                                       duration, present_classes,
+                                       read_records, selection_scores,
+                                       set_cell, use_cell_sampling,
                                        validate_after_training, write_heatmap,
                                        write_record, write_snippet)
 from mmfca.utils import build_runner, load_config
 
 PREFIX = '[fit] '
+
+#: How the cells are ranked: ``probe`` (no training: each cell's reading
+#: of the labels in the model as built), ``sampling`` (one cell drawn
+#: uniformly per image, then each cell evaluated) or ``gumbel`` (learnt
+#: selection logits, ranked by their probabilities).
+METHODS = ('probe', 'sampling', 'gumbel')
+
+#: What each method ranks by (sampling: the validation metric).
+METHOD_METRICS = {'probe': PROBE_METRIC, 'gumbel': SELECTION_METRIC}
+
+#: The heatmap's title per method.
+TITLES = {'probe': 'reading probe', 'sampling':
+          'weight-shared single-frequency', 'gumbel':
+          'Gumbel-softmax selection'}
 
 
 def say(text):
@@ -110,30 +128,95 @@ def evaluate_cell(runner, cell, bn_samples):
     return runner.val_loop.run()
 
 
+def probe(args):
+    """Score the 49 cells with :class:`CellReadingProbe` on the first
+    ``--probe-images`` training images, the model as the config builds it
+    (its initialisation, then ``load_from`` if set), BN layers on batch
+    statistics (this process)."""
+    import torch
+    cfg = load_config(args.config, args.cfg_options,
+                      osp.join(args.out_dir, 'run'))
+    cfg.experiment_name = 'fit_frequencies'
+    runner = build_runner(cfg)
+    model = runner.model
+    model.init_weights()
+    if cfg.get('load_from'):
+        runner.load_or_resume()
+    classes = runner.train_dataloader.dataset.metainfo.get('classes')
+    if not classes:
+        raise ValueError('The training set names no classes (metainfo '
+                         '"classes"); the probe needs their number.')
+    cells = CellReadingProbe(model, len(classes))
+    model.train()  # batch statistics: those of the images probed
+    total = min(args.probe_images, len(runner.train_dataloader.dataset))
+    say(f'probing {total} training images, {len(cells.handles)} FCA '
+        f'layers, {len(classes)} classes; no training')
+    start, seen, step = time.time(), 0, max(1, total // 5)
+    with torch.no_grad():
+        for batch in runner.train_dataloader:
+            data = model.data_preprocessor(batch, False)
+            samples = data['data_samples'][:total - seen]
+            cells.update([present_classes(s) for s in samples])
+            model.backbone(data['inputs'][:len(samples)])
+            before, seen = seen, seen + len(samples)
+            if seen // step > before // step or seen == total:
+                say(f'probing: image {seen} of {total}, '
+                    f'{duration(time.time() - start)} elapsed')
+            if seen >= total:
+                break
+    cells.remove()
+    for (u, v), score in cells.scores().items():
+        write_record(args.out_dir, u, v, PROBE_METRIC, {PROBE_METRIC: score})
+    say(f'{len(GRID_CELLS)} cells scored by their reading of the labels')
+
+
 def fit(args):
     """Train the weight-shared network (unless ``fitted.pth`` is there),
-    then evaluate every cell that has no record yet (this process)."""
+    then evaluate every cell that has no record yet, or score the cells by
+    their selection logits (gumbel) or by the probe (this process)."""
+    if args.method == 'probe':
+        probe(args)
+        return
     work_dir = osp.join(args.out_dir, 'run')
     fitted = osp.join(work_dir, 'fitted.pth')
     cfg = load_config(args.config, args.cfg_options, work_dir)
     cfg.experiment_name = 'fit_frequencies'
     # validated only after training, once per cell (here)
     validate_after_training(cfg, args.max_epochs, args.max_iters)
+    gumbel = args.method == 'gumbel'
+    if gumbel:  # the logits: their own learning rate, no weight decay
+        paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
+        keys = dict(paramwise.get('custom_keys') or {})
+        keys['.logits'] = dict(lr_mult=args.logit_lr_mult, decay_mult=0.0)
+        cfg.optim_wrapper.paramwise_cfg = dict(paramwise, custom_keys=keys)
     if osp.isfile(fitted):
         cfg.load_from, cfg.resume = fitted, False
     runner = build_runner(cfg)
-    layers = use_cell_sampling(runner.model)
+    layers = use_cell_sampling(runner.model,
+                               CellSelectionSqueeze if gumbel else None)
     if osp.isfile(fitted):
         say(f'trained weights found: {fitted}; not trained again')
         runner.load_or_resume()
     else:
-        say(f'training once, {layers} FCA layers, one cell of the 49 per '
-            'image')
-        runner.register_hook(CellSamplingHook(args.seed, args.sampling))
+        if gumbel:
+            say(f'training once, {layers} FCA layers, each drawing one cell '
+                'of the 49 per image from its selection logits')
+            runner.register_hook(CellSelectionHook(*args.temperature))
+        else:
+            say(f'training once, {layers} FCA layers, one cell of the 49 '
+                'per image')
+            runner.register_hook(CellSamplingHook(args.seed, args.sampling))
         runner.register_hook(ProgressHook())
         runner.train()
         runner.save_checkpoint(work_dir, 'fitted.pth', save_optimizer=False,
                                save_param_scheduler=False)
+    if gumbel:  # ranked by the logits: no evaluation per cell
+        for (u, v), score in selection_scores(runner.model).items():
+            write_record(args.out_dir, u, v, SELECTION_METRIC,
+                         {SELECTION_METRIC: score})
+        say(f'{len(GRID_CELLS)} cells scored by their selection '
+            'log-probability')
+        return
     todo = [c for c in GRID_CELLS if not osp.isfile(cell_path(args.out_dir,
                                                               *c))]
     start = time.time()
@@ -197,12 +280,34 @@ def parse_args(argv):
     parser.add_argument('--num-freqs', type=int, default=16,
                         help='how many ranked cells the snippet takes '
                         '(default 16, as the published models)')
-    parser.add_argument('--metric', help='validation metric to rank by')
+    parser.add_argument('--method', default='probe', choices=METHODS,
+                        help='probe (default): no training, each cell '
+                        'ranked by how much its squeeze reads of the labels '
+                        'in the model as built; sampling: one training, '
+                        'one cell drawn uniformly per image, then each cell '
+                        'evaluated; gumbel: one training, selection logits '
+                        'learnt, ranked by their probabilities')
+    parser.add_argument('--probe-images', type=int, default=1024,
+                        help='training images the probe reads (probe; '
+                        'default 1024)')
+    parser.add_argument('--metric', help='validation metric to rank by '
+                        '(sampling)')
     parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the cells drawn during training')
+                        help='seed of the cells drawn during training '
+                        '(sampling)')
     parser.add_argument('--sampling', default='image',
                         choices=('image', 'batch'),
-                        help='draw a cell per image (default) or per batch')
+                        help='draw a cell per image (default) or per batch '
+                        '(sampling)')
+    parser.add_argument('--temperature', type=float, nargs=2,
+                        default=(5.0, 0.5), metavar=('START', 'END'),
+                        help='Gumbel-softmax temperature at the first and '
+                        'the last iteration, geometric in between (gumbel; '
+                        'default 5 0.5)')
+    parser.add_argument('--logit-lr-mult', type=float, default=1000.0,
+                        help="the selection logits' learning rate, times "
+                        "the config's, without weight decay (gumbel; "
+                        'default 1000: at 1 they move by about 1e-3)')
     parser.add_argument('--bn-samples', type=int, default=128,
                         help='training images that re-estimate the BN '
                         'statistics of each cell before it is evaluated '
@@ -216,6 +321,11 @@ def parse_args(argv):
     if args.bn_samples < 0:
         parser.error(f'--bn-samples {args.bn_samples} is negative; 0 keeps '
                      'the training\'s BN statistics.')
+    if not all(t > 0 for t in args.temperature):
+        parser.error(f'--temperature {args.temperature} must be positive.')
+    if args.probe_images < 4:
+        parser.error(f'--probe-images {args.probe_images} is below 4: a '
+                     'class must be seen present and absent twice.')
     if not 1 <= args.num_freqs <= len(GRID_CELLS):
         parser.error(f'--num-freqs {args.num_freqs} is not in [1, '
                      f'{len(GRID_CELLS)}].')
@@ -229,7 +339,8 @@ def main(argv=None):
         fit(args)
         return
     cfg = load_config(args.config, args.cfg_options)
-    metric = args.metric or DEFAULT_METRICS.get(cfg.get('default_scope'))
+    metric = METHOD_METRICS.get(args.method) or args.metric or \
+        DEFAULT_METRICS.get(cfg.get('default_scope'))
     if metric is None:
         raise ValueError('Pass --metric: no default for scope '
                          f'{cfg.get("default_scope")!r}.')
@@ -251,7 +362,7 @@ def main(argv=None):
     else:
         say(f'all {len(GRID_CELLS)} cells ranked earlier')
     ranked = write_heatmap(done, metric, args.out_dir,
-                           title='weight-shared single-frequency')
+                           title=TITLES[args.method])
     say(f'{metric}, best first: ' + ', '.join(
         f'({u},{v}) {x:.4g}' for (u, v), x in ranked))
     path, snippet = write_snippet(args.out_dir, [p for p, _ in ranked],
