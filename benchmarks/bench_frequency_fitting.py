@@ -9,21 +9,26 @@ minute on one core).
 
     python benchmarks/bench_frequency_fitting.py \\
         --out-dir work_dirs/fit_bench \
-        [--part all|fit|gumbel|ablation|retrain|dense]
+        [--part all|probe|fit|gumbel|ablation|retrain|dense|results]
         [--epochs 4] [--depth 0.2] [--fit-seeds 3] [--ablation-seeds 2]
         [--retrain-seeds 5] [--extra-ablation-seeds 0]
 
 Parts, cheapest decisive results first (``all`` runs them in this order):
 
-* ``fit``: the fitting tool, one run per seed: its ranking against the
-  planted truth (precision@k, k the number of planted cells; precision@16
-  against the 16 strongest; Spearman against the strengths, 0 for the
-  cells not planted), Jaccard of the chosen 16 across seeds;
-* ``gumbel``: the same for the tool's second mode (``--method gumbel``,
+* ``probe``: the fitting tool's default mode (``--method probe``, no
+  training), one run per seed, and the same on the training labels
+  shuffled (a control): each ranking against the planted truth
+  (precision@k, k the number of planted cells; precision@16 against the 16
+  strongest; Spearman against the strengths, 0 for the cells not
+  planted), Jaccard of the chosen 16 across seeds;
+* ``fit``: the same for the sampling mode (``--method sampling``: one
+  training, then each cell evaluated);
+* ``gumbel``: the same for the Gumbel-softmax mode (``--method gumbel``,
   selection logits; one training, no evaluation per cell);
 * ``ablation``: the ablation tool over all 49 cells, once per seed; the
   Spearman correlation of two seeds' rankings is the noise ceiling; then
-  the fitted rankings against the mean ablation ranking (Spearman,
+  every ranking (and a data-free prior: low frequencies first, (0, 0)
+  last) against the mean ablation ranking (Spearman,
   precision@16 against the ablation's top 16); ``--extra-ablation-seeds``
   adds seeds for the ceiling of a mean over seeds (half against half);
 * ``retrain``: FcaNet-18 with fixed DCT filters and 16 frequencies, per
@@ -52,8 +57,23 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
 BASE_CONFIG = osp.join(REPO, 'configs', 'fcanet', 'fcanet18_8xb32_in1k.py')
-#: Where each mode of the fitting tool writes its runs, under OUT.
-FIT_DIRS = {'sampling': 'fit', 'gumbel': 'fit_gumbel'}
+#: Where each mode of the fitting tool writes its runs, under OUT;
+#: ``shuffled`` is the probe on the training labels shuffled (a control: a
+#: ranking that owes nothing to the labels).
+FIT_DIRS = {'probe': 'fit_probe', 'shuffled': 'fit_probe_shuffled',
+            'sampling': 'fit', 'gumbel': 'fit_gumbel'}
+
+#: The benchmark part that runs each mode.
+FIT_PARTS = {'probe': 'probe', 'shuffled': 'probe', 'sampling': 'fit',
+             'gumbel': 'gumbel'}
+
+
+def low_frequency_prior():
+    """A ranking that reads no data: low frequencies first (by u + v),
+    (0, 0) last, as ``{cell: value}``."""
+    prior = {(u, v): -float(u + v) for u in range(7) for v in range(7)}
+    prior[(0, 0)] = -99.0
+    return prior
 
 
 def planted_config(data_root, num_classes, epochs, path, width=16):
@@ -208,13 +228,37 @@ class Bench:
             print(f'[bench] fit ({method}) seed {seed}', flush=True)
             start = time.time()
             whole = not osp.exists(out)  # else a resumed run: not timed
+            options = seeded(seed)
+            if method == 'shuffled':
+                options += ['train_dataloader.dataset.ann_file='
+                            + self.shuffled_labels(),
+                            'train_dataloader.dataset.classes=[neg,pos]']
             call([osp.join(TOOLS, 'fit_frequencies.py'), self.config,
-                  '--out-dir', out, '--method', method, '--seed', str(seed)]
-                 + seeded(seed), osp.join(out, 'console.log'))
+                  '--out-dir', out, '--method', 'probe' if method ==
+                  'shuffled' else method, '--seed', str(seed)] + options,
+                 osp.join(out, 'console.log'))
             if whole:
                 with open(osp.join(out, 'time.json'), 'w') as f:
                     json.dump(dict(seconds=time.time() - start), f)
         self.write_results()
+
+    def shuffled_labels(self):
+        """An annotation file of the training images with their labels
+        shuffled (the same number of each class), for the control."""
+        from mmfca.datasets import PLANTED_CLASSES
+        path = osp.join(self.out, 'train_shuffled.txt')
+        if not osp.isfile(path):
+            root = osp.join(self.out, 'data', 'train')
+            # the folders' classes, in the order the folder set reads them
+            files = [(f'{c}/{name}', k) for k, c in enumerate(
+                sorted(PLANTED_CLASSES)) for name in sorted(os.listdir(
+                    osp.join(root, c)))]
+            labels = [k for _, k in files]
+            random.Random(0).shuffle(labels)
+            with open(path, 'w') as f:
+                f.writelines(f'{name} {k}\n'
+                             for (name, _), k in zip(files, labels))
+        return path
 
     def ablation_order(self):
         """The 49 cells in a fixed random order: a partial ablation is a
@@ -237,12 +281,14 @@ class Bench:
         from mmfca.models.layers.dct import get_grid_freqs
         fit = load_ranking(self.fit_dir(0))
         gumbel = load_ranking(self.fit_dir(0, 'gumbel'))
+        probe = load_ranking(self.fit_dir(0, 'probe'))
         abl = self.mean_ablation() if all(
             load_ranking(self.ablation_dir(s))
             for s in range(self.args.ablation_seeds)) else None
         rng = random.Random(0)
         cells = [(u, v) for u in range(7) for v in range(7)]
         return {
+            'probe16 (probe seed 0)': ranked(probe)[:16] if probe else None,
             'fitted16 (fit seed 0)': ranked(fit)[:16] if fit else None,
             'gumbel16 (gumbel fit seed 0)':
             ranked(gumbel)[:16] if gumbel else None,
@@ -322,7 +368,7 @@ class Bench:
                  'training can be expected to reach.']
         if fits:
             everything = mean_ranking(runs)
-            lines += ['', f'| fit (mode, seed) | Spearman vs the mean of '
+            lines += ['', f'| ranking | Spearman vs the mean of '
                       f'{total} seeds | precision@16 vs its top 16 |',
                       '|---|---|---|']
             for s, r in fits.items():
@@ -344,11 +390,13 @@ class Bench:
             f'training. Command: `python benchmarks/bench_frequency_fitting'
             f'.py --out-dir {a.out_dir}`. Partial until every row says so.',
             '']
-        fits, gumbel = self.fits('sampling'), self.fits('gumbel')
-        # both modes' rankings, by a label of mode and seed
-        every_fit = {f'{m} {s}': r for m, runs in (('sampling', fits),
-                                                   ('gumbel', gumbel))
+        fits = self.fits('sampling')
+        by_method = {m: self.fits(m) for m in FIT_DIRS}
+        # every mode's rankings, by a label of mode and seed, and the
+        # data-free prior
+        every_fit = {f'{m}, seed {s}': r for m, runs in by_method.items()
                      for s, r in runs.items()}
+        every_fit['low-frequency prior (no data)'] = low_frequency_prior()
         abl = {s: load_ranking(self.ablation_dir(s))
                for s in range(a.ablation_seeds)}
         rng = np.random.default_rng(0)
@@ -362,8 +410,7 @@ class Bench:
                   f'| ranking | precision@{k} | precision@16 | Spearman | '
                   'first 4 |', '|---|---|---|---|---|']
         for label, r in every_fit.items():
-            mode, seed = label.split()
-            lines.append(self.truth(r, f'fitted ({mode}), seed {seed}'))
+            lines.append(self.truth(r, label))
         for s, r in abl.items():
             if r:
                 lines.append(self.truth(r, f'ablation, seed {s}'))
@@ -372,7 +419,7 @@ class Bench:
                      f'{16 * 16 / 49:.1f} | {np.mean(rho):.2f} ± '
                      f'{np.std(rho):.2f} | |')
         lines.append('')
-        for method, runs in (('sampling', fits), ('gumbel', gumbel)):
+        for method, runs in by_method.items():
             timed = [osp.join(self.fit_dir(s, method), 'time.json')
                      for s in runs]
             self.times[method] = [json.load(open(t))['seconds']
@@ -426,7 +473,7 @@ class Bench:
                           + ' (fit seeds ' + ', '.join(map(str, fits))
                           + ')']
         if mean and every_fit:
-            lines += ['', '| fit (mode, seed) | Spearman vs mean ablation | '
+            lines += ['', '| ranking | Spearman vs mean ablation | '
                       'precision@16 vs ablation top 16 (chance 5.2) |',
                       '|---|---|---|']
             for s, r in every_fit.items():
@@ -460,6 +507,9 @@ class Bench:
                          else []):
                 cells.append(osp.join(self.ablation_dir(s), 'runs', name))
         lines += ['', '## Cost (wall-clock seconds, this machine)', '']
+        if self.times.get('probe'):
+            lines.append(f'- one fitting run, probe (no training): '
+                         f'{np.mean(self.times["probe"]):.0f} s')
         if self.times.get('sampling'):
             lines.append(f'- one fitting run, sampling (training + 49 '
                          f'evaluations): {np.mean(self.times["sampling"]):.0f}'
@@ -588,8 +638,8 @@ def main():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out-dir', default='work_dirs/fit_bench')
     parser.add_argument('--part', default='all',
-                        choices=('all', 'fit', 'gumbel', 'ablation',
-                                 'retrain', 'dense', 'results'))
+                        choices=('all', 'probe', 'fit', 'gumbel',
+                                 'ablation', 'retrain', 'dense', 'results'))
     parser.add_argument('--epochs', type=int, default=4)
     parser.add_argument('--num-train', type=int, default=512)
     parser.add_argument('--num-val', type=int, default=256)
@@ -618,7 +668,7 @@ def main():
     os.makedirs(bench.out, exist_ok=True)
     bench.setup()
     for method in FIT_DIRS:
-        if args.part in ('all', 'fit' if method == 'sampling' else method):
+        if args.part in ('all', FIT_PARTS[method]):
             for seed in range(args.fit_seeds):
                 bench.run_fit(seed, method)
     if args.part in ('all', 'ablation'):

@@ -12,7 +12,8 @@ from mmengine.config import Config
 
 from _helpers import load_tool, run, tool
 from _helpers.runner_configs import classification_cfg
-from mmfca.datasets import make_synthetic_imagenet
+from mmfca.datasets import (make_synthetic_imagenet,
+                            make_synthetic_segmentation)
 from mmfca.frequency_selection import GRID_CELLS
 from mmfca.models import FcaNet
 
@@ -133,6 +134,97 @@ def test_gumbel_mode_ranks_by_the_learnt_logits(tmp_path):
     assert re.search(r'dct_layer\.logits:lr=100\.0', output)
     assert re.search(r'dct_layer\.logits:weight_decay=0\.0', output)
     assert fit('again')[2] == ranking
+
+
+def test_probe_is_the_default_and_reads_the_model_as_built(tmp_path):
+    """The default mode: no training; the records are the probe's scores
+    of the model the config builds (seeded), the first images of the
+    training loader; a rerun keeps them."""
+    from mmfca.frequency_selection import (CellReadingProbe,
+                                           present_classes)
+    from mmfca.utils import build_runner, load_config
+    data = make_synthetic_imagenet(str(tmp_path / 'data'), num_train=24,
+                                   num_val=4)
+    cfg = classification_cfg('configs/fcanet/fcanet18_8xb32_in1k.py', data,
+                             tmp_path / 'work')
+    config = str(tmp_path / 'cls.py')
+    cfg.dump(config)
+    out = str(tmp_path / 'fit')
+    args = tool('analysis_tools/fit_frequencies.py') + [
+        config, '--out-dir', out, '--probe-images', '20', '--cfg-options',
+        'randomness.seed=5']
+    lines = run(args).stdout.splitlines()
+    assert '[fit] probing 20 training images, 8 FCA layers, 6 classes; no ' \
+        'training' in lines
+    assert lines[lines.index('[fit] 49 cells scored by their reading of '
+                             'the labels') - 1].startswith(
+                                 '[fit] probing: image 20 of 20')
+    assert not osp.exists(osp.join(out, 'run', 'fitted.pth'))
+    with open(osp.join(out, 'ranking.json')) as f:
+        ranking = json.load(f)
+    assert ranking['metric'] == 'probe/eta2'
+    # FcaNet's zero-initialised last norms would leave nothing to read
+    assert '[fit] residual branches initialised alive (zero_init_residual' \
+        '=False): zero-initialised last norms leave the FCA layers nothing ' \
+        'to read' in lines
+    # the same probe, here: the config's model, seeded, residual branches
+    # alive; its first 20 training images (the loader's order under the
+    # seed)
+    cfg = load_config(config, {'randomness.seed': 5,
+                               'model.backbone.zero_init_residual': False},
+                      str(tmp_path / 'me'))
+    runner = build_runner(cfg)
+    model = runner.model
+    model.init_weights()
+    probe = CellReadingProbe(model, 6)
+    model.train()
+    seen = 0
+    with torch.no_grad():
+        for batch in runner.train_dataloader:
+            data = model.data_preprocessor(batch, False)
+            samples = data['data_samples'][:20 - seen]
+            probe.update([present_classes(s) for s in samples])
+            model.backbone(data['inputs'][:len(samples)])
+            seen += len(samples)
+            if seen == 20:
+                break
+    scores = probe.scores()
+    assert len(set(scores.values())) > 40
+    ranked = sorted(scores, key=lambda c: -scores[c])
+    assert [tuple(p) for p in ranking['pairs']] == ranked
+    np.testing.assert_allclose(ranking['values'], [scores[c] for c in ranked],
+                               rtol=1e-9)
+    assert run(args).stdout.splitlines()[0] == \
+        '[fit] all 49 cells ranked earlier'
+
+
+@pytest.mark.parametrize('task', ['detection', 'segmentation'])
+def test_probe_reads_detection_and_segmentation_labels(
+        task, synthetic_coco, tmp_path):
+    from _helpers import DEMO_CONFIG, data_options
+    from _helpers.runner_configs import segmentation_cfg
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    out = str(tmp_path / 'fit')
+    if task == 'detection':  # the demo's Mask R-CNN FcaNet-18
+        argv = [DEMO_CONFIG, '--out-dir', out, '--cfg-options'] + \
+            data_options(synthetic_coco)
+    else:  # FCN FcaNet-50, enough images for classes present and absent
+        seg_root = make_synthetic_segmentation(str(tmp_path / 'seg'),
+                                               num_train=12, num_val=2)
+        cfg = segmentation_cfg(
+            'configs/seg/fcn_fca50-d8_4xb4-80k_ade20k-512x512.py', seg_root,
+            tmp_path / 'work')
+        config = str(tmp_path / 'seg.py')
+        cfg.dump(config)
+        argv = [config, '--out-dir', out]
+    module.probe(module.parse_args(argv))
+    with open(osp.join(out, 'cells', 'u0_v0.json')) as f:
+        assert json.load(f)['metric'] == 'probe/eta2'
+    from mmfca.frequency_selection import read_records
+    values = read_records(out)
+    assert len(values) == 49
+    assert all(0 <= x <= 1 for x in values.values())
+    assert len(set(values.values())) > 40
 
 
 def test_help_shows_the_whole_description(capsys):

@@ -131,12 +131,22 @@ def evaluate_cell(runner, cell, bn_samples):
 def probe(args):
     """Score the 49 cells with :class:`CellReadingProbe` on the first
     ``--probe-images`` training images, the model as the config builds it
-    (its initialisation, then ``load_from`` if set), BN layers on batch
-    statistics (this process)."""
+    (its initialisation, residual branches alive, then ``load_from`` if
+    set), BN layers on batch statistics (this process)."""
     import torch
     cfg = load_config(args.config, args.cfg_options,
                       osp.join(args.out_dir, 'run'))
     cfg.experiment_name = 'fit_frequencies'
+    backbone = cfg.model.get('backbone') or {}
+    alive = 'zero_init_residual' in backbone or 'FcaNet' in str(
+        backbone.get('type'))
+    if alive and backbone.get('zero_init_residual', True):
+        # zero-initialised last norms would make every FCA layer's input
+        # 0 (nothing to read) until training moves them
+        backbone.zero_init_residual = False
+        say('residual branches initialised alive (zero_init_residual='
+            'False): zero-initialised last norms leave the FCA layers '
+            'nothing to read')
     runner = build_runner(cfg)
     model = runner.model
     model.init_weights()
