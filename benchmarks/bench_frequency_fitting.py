@@ -296,6 +296,8 @@ class Bench:
             'top16 (published)': get_grid_freqs('top16'),
             'low16': get_grid_freqs('low16'),
             'random16': rng.sample(cells, 16),
+            'prior16 (low frequencies, no (0, 0))':
+            ranked(low_frequency_prior())[:16],
             'GAP alone (top1 = SE)': [(0, 0)],
         }
 
@@ -561,9 +563,10 @@ def seg_config(data_root, path):
 
 
 def run_dense(out):
-    """The fitting tool on the demo's detector (synthetic COCO, one epoch)
-    and on FCN FcaNet-50 (synthetic segmentation, 4 iterations); each
-    retrained with its fitted 16 and evaluated."""
+    """The fitting tool (probe and sampling modes) on the demo's detector
+    (synthetic COCO, one epoch) and on FCN FcaNet-50 (synthetic
+    segmentation, 4 iterations); each retrained with its fitted 16 and
+    evaluated."""
     from mmfca.datasets import make_synthetic_coco, make_synthetic_segmentation
     out = osp.join(out, 'dense')
     coco = osp.join(out, 'coco') + '/'
@@ -572,7 +575,8 @@ def run_dense(out):
                             img_size=(96, 96))
     seg = osp.join(out, 'seg')
     if not osp.isdir(osp.join(seg, 'ann_dir')):
-        make_synthetic_segmentation(seg, num_train=4, num_val=2)
+        # 12 images: each class present in some and absent from others
+        make_synthetic_segmentation(seg, num_train=12, num_val=2)
     ann = coco + 'annotations/instances_val2017.json'
     det_options = {
         'train_dataloader.dataset.data_root': coco,
@@ -586,17 +590,19 @@ def run_dense(out):
         ('segmentation', seg_config(seg, osp.join(out, 'seg.py')), {},
          'mIoU')]
     lines = []
-    for name, config, options, metric in tasks:
-        fit = osp.join(out, name, 'fit')
+    for (name, config, options, metric), method in itertools.product(
+            tasks, ('probe', 'sampling')):
+        fit = osp.join(out, name, FIT_DIRS[method])
         cmd = [osp.join(TOOLS, 'fit_frequencies.py'), config, '--out-dir',
-               fit]
+               fit, '--method', method]
         if options:
             cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in
                                         options.items()]
         if load_ranking(fit) is None:
             call(cmd, osp.join(fit, 'console.log'))
         pairs = ranked(load_ranking(fit))[:16]
-        run = osp.join(out, name, 'retrain')
+        run = osp.join(out, name, 'retrain' if method == 'sampling' else
+                       f'retrain_{method}')
         if not osp.isfile(osp.join(run, 'result.json')):
             call([osp.abspath(__file__), '--one-run', run, '--seed', '0',
                   '--pairs', json.dumps(pairs), '--config', config,

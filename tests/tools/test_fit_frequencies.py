@@ -205,9 +205,10 @@ def test_probe_reads_detection_and_segmentation_labels(
     from _helpers.runner_configs import segmentation_cfg
     module = load_tool('analysis_tools/fit_frequencies.py')
     out = str(tmp_path / 'fit')
-    if task == 'detection':  # the demo's Mask R-CNN FcaNet-18
+    if task == 'detection':  # the demo's Mask R-CNN FcaNet-18; a
+        # visualizer of its own (own_visualizer's reason)
         argv = [DEMO_CONFIG, '--out-dir', out, '--cfg-options'] + \
-            data_options(synthetic_coco)
+            data_options(synthetic_coco) + ['visualizer.name=probe-det']
     else:  # FCN FcaNet-50, enough images for classes present and absent
         seg_root = make_synthetic_segmentation(str(tmp_path / 'seg'),
                                                num_train=12, num_val=2)
