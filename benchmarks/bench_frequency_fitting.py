@@ -169,6 +169,27 @@ def spearman(a, b):
                            [b[c] for c in cells])[0])
 
 
+def within_band(a, b):
+    """Spearman's rho of two ``{cell: value}`` within frequency bands: each
+    cell's rank less the mean rank of its band (cells of equal u + v),
+    (0, 0) left out; what two rankings share beyond preferring low
+    frequencies (the data-free prior scores 0 by construction)."""
+    from scipy.stats import rankdata, spearmanr
+    cells = [c for c in sorted(set(a) & set(b)) if c != (0, 0)]
+    band = np.array([u + v for u, v in cells])
+
+    def residual(values):
+        x = rankdata([values[c] for c in cells])
+        for k in set(band):
+            x[band == k] -= x[band == k].mean()
+        return x
+
+    x, y = residual(a), residual(b)
+    if not (x.any() and y.any()):  # constant within bands: nothing shared
+        return 0.0
+    return float(spearmanr(x, y)[0])
+
+
 def mean_ranking(runs):
     """``{cell: mean value}`` of several rankings' ``{cell: value}``."""
     return {c: float(np.mean([r[c] for r in runs])) for c in runs[0]}
@@ -356,6 +377,8 @@ class Bench:
         rho = [spearman(runs[i], runs[j]) for i, j in pairs]
         split = spearman(mean_ranking(runs[:half]),
                          mean_ranking(runs[half:2 * half]))
+        split_band = within_band(mean_ranking(runs[:half]),
+                                 mean_ranking(runs[half:2 * half]))
         # what one training's ranking can reach against the mean of others
         one = [spearman(runs[i], mean_ranking(runs[:i] + runs[i + 1:]))
                for i in range(total)]
@@ -364,19 +387,20 @@ class Bench:
                  f'pairs (range {min(rho):.2f}-{max(rho):.2f}); of the mean '
                  f'of seeds 0-{half - 1} against the mean of seeds '
                  f'{half}-{2 * half - 1} (the ceiling of a {half}-seed '
-                 f'mean): {split:.2f}; of one seed against the mean of the '
+                 f'mean): {split:.2f} ({split_band:.2f} within frequency '
+                 'bands); of one seed against the mean of the '
                  f'other {total - 1}: {np.mean(one):.2f} on average (range '
                  f'{min(one):.2f}-{max(one):.2f}), what a ranking from one '
                  'training can be expected to reach.']
         if fits:
             everything = mean_ranking(runs)
             lines += ['', f'| ranking | Spearman vs the mean of '
-                      f'{total} seeds | precision@16 vs its top 16 |',
-                      '|---|---|---|']
+                      f'{total} seeds | within bands | precision@16 vs its '
+                      'top 16 |', '|---|---|---|---|']
             for s, r in fits.items():
                 p16 = len(set(ranked(r)[:16]) & set(ranked(everything)[:16]))
                 lines.append(f'| {s} | {spearman(r, everything):.2f} | '
-                             f'{p16} |')
+                             f'{within_band(r, everything):.2f} | {p16} |')
         return lines
 
     def write_results(self):
@@ -475,18 +499,29 @@ class Bench:
                           + ' (fit seeds ' + ', '.join(map(str, fits))
                           + ')']
         if mean and every_fit:
-            lines += ['', '| ranking | Spearman vs mean ablation | '
-                      'precision@16 vs ablation top 16 (chance 5.2) |',
-                      '|---|---|---|']
+            between = (f'; between ablation seeds 0 and 1: '
+                       f'{within_band(*done[:2]):.2f}' if len(done) > 1
+                       else '')
+            lines += ['', 'Within frequency bands: Spearman of the ranks '
+                      'less their band\'s mean rank (cells of equal u + v, '
+                      '(0, 0) left out), what a ranking shares with the '
+                      f'ablation beyond preferring low frequencies{between}.',
+                      '',
+                      '| ranking | Spearman vs mean ablation | within bands '
+                      '| precision@16 vs ablation top 16 (chance 5.2) |',
+                      '|---|---|---|---|']
             for s, r in every_fit.items():
                 p16 = len(set(ranked(r)[:16]) & set(ranked(mean)[:16]))
-                lines.append(f'| {s} | {spearman(r, mean):.2f} | {p16} |')
+                lines.append(f'| {s} | {spearman(r, mean):.2f} | '
+                             f'{within_band(r, mean):.2f} | {p16} |')
             # a random ranking, for scale
             rng = np.random.default_rng(0)
-            rand = [spearman({c: rng.random() for c in mean}, mean)
-                    for _ in range(200)]
+            rand = [{c: rng.random() for c in mean} for _ in range(200)]
+            rho = [spearman(r, mean) for r in rand]
+            band = [within_band(r, mean) for r in rand]
             lines.append(f'| random ranking (200 draws) | '
-                         f'{np.mean(rand):.2f} ± {np.std(rand):.2f} | '
+                         f'{np.mean(rho):.2f} ± {np.std(rho):.2f} | '
+                         f'{np.mean(band):.2f} ± {np.std(band):.2f} | '
                          f'{16 * 16 / 49:.1f} |')
         lines += self.more_seeds(every_fit)
         lines += ['', '## Retrained with fixed DCT filters (top-1 %)', '',

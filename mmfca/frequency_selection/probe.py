@@ -23,9 +23,7 @@ are those of the model as the config builds it: its initialisation (and
 """
 import torch
 
-from mmfca.models.layers.multi_spectral_attention import \
-    MultiSpectralAttention
-from .sampling import GRID_CELLS, cell_filters
+from .sampling import GRID_CELLS, cell_filters, fca_layers
 
 #: The name of the score :class:`CellReadingProbe` ranks by.
 PROBE_METRIC = 'probe/eta2'
@@ -72,12 +70,7 @@ class CellReadingProbe:
     """
 
     def __init__(self, model, num_classes):
-        layers = [m for m in model.modules()
-                  if isinstance(m, MultiSpectralAttention)]
-        if not layers:
-            raise ValueError(f'{type(model).__name__} has no FCA layer '
-                             '(MultiSpectralAttention) to probe; use an '
-                             'FcaNet backbone.')
+        layers = fca_layers(model, 'to probe')
         self.num_classes = num_classes
         #: (N, K) presence of each class in each image of the next
         #: forward pass (set by :meth:`update`)

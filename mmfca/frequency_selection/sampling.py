@@ -154,12 +154,28 @@ def set_cell(model, cell):
         cell = cell.to(next(model.parameters(), cell).device)
     elif cell is not None:
         cell = _cell_index(cell)
-    count = 0
-    for module in model.modules():
-        if isinstance(module, CellSamplingSqueeze):
-            module.cells = cell
-            count += 1
-    return count
+    return set_all(model, CellSamplingSqueeze, 'cells', cell)
+
+
+def set_all(model, module_type, name, value):
+    """Set attribute ``name`` of every ``module_type`` module of ``model``
+    to ``value``; returns how many were set."""
+    modules = [m for m in model.modules() if isinstance(m, module_type)]
+    for module in modules:
+        setattr(module, name, value)
+    return len(modules)
+
+
+def fca_layers(model, purpose):
+    """The FCA layers of ``model``; a ValueError naming ``purpose`` if it
+    has none."""
+    layers = [m for m in model.modules()
+              if isinstance(m, MultiSpectralAttention)]
+    if not layers:
+        raise ValueError(f'{type(model).__name__} has no FCA layer '
+                         f'(MultiSpectralAttention) {purpose}; use an '
+                         'FcaNet backbone.')
+    return layers
 
 
 def use_cell_sampling(model, squeeze_type=None):
@@ -180,12 +196,7 @@ def use_cell_sampling(model, squeeze_type=None):
             not the fixed DCT (``learnable_filter``/``filter_init``): the
             fitting mode ranks DCT cells.
     """
-    layers = [m for m in model.modules()
-              if isinstance(m, MultiSpectralAttention)]
-    if not layers:
-        raise ValueError(f'{type(model).__name__} has no FCA layer '
-                         '(MultiSpectralAttention) whose frequencies could '
-                         'be fitted; use an FcaNet backbone.')
+    layers = fca_layers(model, 'whose frequencies could be fitted')
     squeeze_type = squeeze_type or CellSamplingSqueeze
     for layer in layers:
         squeeze = layer.dct_layer

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from mmengine.hooks import Hook
 from torch import nn
 
-from .sampling import GRID_CELLS, CellSamplingSqueeze, cell_filters
+from .sampling import GRID_CELLS, CellSamplingSqueeze, cell_filters, set_all
 
 #: The name of the score :func:`selection_scores` ranks by.
 SELECTION_METRIC = 'selection/log_prob'
@@ -79,12 +79,7 @@ class CellSelectionSqueeze(CellSamplingSqueeze):
 def set_temperature(model, temperature):
     """Set the temperature of every :class:`CellSelectionSqueeze` in
     ``model`` (None: selection off). Returns how many were set."""
-    count = 0
-    for module in model.modules():
-        if isinstance(module, CellSelectionSqueeze):
-            module.temperature = temperature
-            count += 1
-    return count
+    return set_all(model, CellSelectionSqueeze, 'temperature', temperature)
 
 
 def selection_scores(model):
