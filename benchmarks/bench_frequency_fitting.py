@@ -8,7 +8,7 @@ width (``base_channels=16``: the published geometry, a run in about half a
 minute on one core).
 
     python benchmarks/bench_frequency_fitting.py \\
-        --out-dir work_dirs/fit_bench \
+        --out-dir work_dirs/fit_bench \\
         [--part all|probe|fit|gumbel|ablation|retrain|dense|results]
         [--epochs 4] [--depth 0.2] [--fit-seeds 3] [--ablation-seeds 2]
         [--retrain-seeds 5] [--extra-ablation-seeds 0]

@@ -52,8 +52,9 @@ def present_classes(data_sample):
 class CellReadingProbe:
     """Accumulate the statistics of the score above while the model runs
     (a forward pre-hook on every FCA layer's squeeze), then
-    :meth:`scores`. Memory: ``8 * (num_classes + 2) * 49 * C`` bytes per
-    layer of C channels.
+    :meth:`scores`. Memory: ``8 * (num_classes + 3) * 49 * C`` bytes per
+    layer of C channels; a class needs to be seen present at least twice
+    (with ImageNet's 1000 classes, some thousands of images).
 
     Args:
         model (nn.Module): A model with FCA layers.
@@ -72,13 +73,15 @@ class CellReadingProbe:
     def __init__(self, model, num_classes):
         layers = fca_layers(model, 'to probe')
         self.num_classes = num_classes
-        #: (N, K) presence of each class in each image of the next
-        #: forward pass (set by :meth:`update`)
-        self.onehot = None
         self.count = 0  # images seen
         self.present = torch.zeros(num_classes, dtype=torch.float64)
-        # per layer: sum and sum of squares of the readings (49, C), and
-        # their sum over the images where each class is present (K, 49, C)
+        # the batch whose forward pass comes next (set by update): its
+        # size, its (image, class) pairs, the layers yet to read it
+        self.batch = None
+        # per layer: the readings less a shift (the first batch's mean, so
+        # the sums of squares do not cancel), their sum and sum of squares
+        # (49, C), and their sum over the images where each class is
+        # present (K, 49, C)
         self.stats = [None] * len(layers)
         self.handles = [layer.dct_layer.register_forward_pre_hook(
             self._hook(i)) for i, layer in enumerate(layers)]
@@ -87,25 +90,29 @@ class CellReadingProbe:
 
         def hook(squeeze, args):
             x = args[0].detach()
-            readings = torch.einsum('nchw,khw->nkc', x.double(),
-                                    cell_filters(squeeze, x).double())
-            if self.onehot is None or len(self.onehot) != len(x):
+            batch = self.batch
+            if batch is None or batch['size'] != len(x) or \
+                    index not in batch['unread']:
                 raise ValueError(
                     f'{type(self).__name__} needs the labels of the '
-                    f'{len(x)} images of a batch before its forward pass '
-                    '(update).')
-            onehot = self.onehot.to(x.device)
+                    f'{len(x)} images of each batch before its forward '
+                    'pass (update).')
+            batch['unread'].discard(index)
+            readings = torch.einsum(
+                'nchw,khw->nkc', x.double(),
+                cell_filters(squeeze, x, torch.float64))
             stats = self.stats[index]
             if stats is None:
                 zeros = readings.new_zeros(readings.shape[1:])
                 stats = self.stats[index] = dict(
-                    sum=zeros, square=zeros.clone(),
+                    shift=readings.mean(0), sum=zeros, square=zeros.clone(),
                     by_class=zeros.new_zeros((self.num_classes, ) +
                                              zeros.shape))
+            readings -= stats['shift']
             stats['sum'] += readings.sum(0)
             stats['square'] += readings.square().sum(0)
-            stats['by_class'] += torch.einsum('nm,nkc->mkc', onehot,
-                                              readings)
+            images, classes = (t.to(x.device) for t in batch['pairs'])
+            stats['by_class'].index_add_(0, classes, readings[images])
 
         return hook
 
@@ -113,18 +120,21 @@ class CellReadingProbe:
         """Give the classes present in each image of the batch whose
         forward pass comes next (a list of 1D integer tensors, as
         :func:`present_classes` returns them), and count them."""
-        onehot = torch.zeros(len(labels), self.num_classes,
-                             dtype=torch.float64)
-        for n, classes in enumerate(labels):
-            classes = classes.cpu()
-            bad = classes[(classes < 0) | (classes >= self.num_classes)]
+        images, classes = [], []
+        for n, present in enumerate(labels):
+            present = present.cpu().long().unique()
+            bad = present[(present < 0) | (present >= self.num_classes)]
             if len(bad):
                 raise ValueError(f'Label {int(bad[0])} is not a class in '
                                  f'[0, {self.num_classes}).')
-            onehot[n, classes] = 1
-        self.onehot = onehot
+            images += [n] * len(present)
+            classes += present.tolist()
+        self.batch = dict(size=len(labels), unread=set(range(len(
+            self.stats))), pairs=(torch.tensor(images, dtype=torch.long),
+                                  torch.tensor(classes, dtype=torch.long)))
         self.count += len(labels)
-        self.present += onehot.sum(0)
+        self.present += torch.bincount(
+            self.batch['pairs'][1], minlength=self.num_classes).double()
 
     def scores(self):
         """``{(u, v): score}``, higher is better (see the module).
@@ -143,7 +153,7 @@ class CellReadingProbe:
             raise ValueError('An FCA layer never ran; the probe reads the '
                              'backbone.')
         per_layer = []
-        for stats in self.stats:
+        for stats in self.stats:  # shifted readings: the sums cancel less
             mean = stats['sum'] / n
             total = stats['square'] - n * mean.square()  # (49, C)
             n1 = self.present[valid].to(mean.device)[:, None, None]
@@ -151,10 +161,10 @@ class CellReadingProbe:
             mean0 = (stats['sum'] - n1 * mean1) / (n - n1)
             between = n1 * (mean1 - mean).square() + (n - n1) * (
                 mean0 - mean).square()
-            # a channel that does not vary reads nothing: 0
-            eta2 = torch.where(total > 1e-12 * stats['square'].clamp_min(
-                1e-300), between / total.clamp_min(1e-300),
-                torch.zeros_like(between))
+            # a channel that does not vary (beyond rounding) reads nothing
+            varies = total > 1e-12 * stats['square']
+            eta2 = torch.where(varies, between / total.clamp_min(1e-300),
+                               torch.zeros_like(between)).clamp(0, 1)
             per_layer.append(eta2.mean((0, 2)))  # over classes, channels
         score = torch.stack(per_layer).mean(0)
         return {cell: float(s) for cell, s in zip(GRID_CELLS, score)}

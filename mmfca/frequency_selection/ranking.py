@@ -75,14 +75,29 @@ def write_record(out_dir, u, v, metric, metrics):
     return record
 
 
-def read_records(out_dir):
-    """``{(u, v): value}`` of every cell record in ``OUT/cells``."""
+def read_records(out_dir, metric=None):
+    """``{(u, v): value}`` of every cell record in ``OUT/cells``.
+
+    Args:
+        out_dir (str): The tool's output folder.
+        metric (str, optional): The metric every record must be ranked by
+            (None: any).
+
+    Raises:
+        ValueError: If a record was ranked by another metric (another
+            method or ``--metric`` wrote into ``out_dir``).
+    """
     results = {}
     folder = osp.join(out_dir, 'cells')
     for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
         if name.endswith('.json'):
             with open(osp.join(folder, name)) as f:
                 record = json.load(f)
+            if metric is not None and record['metric'] != metric:
+                raise ValueError(
+                    f'{osp.join(folder, name)} ranks by '
+                    f'{record["metric"]!r}, not {metric!r}: {out_dir} '
+                    'holds another ranking; pass another --out-dir.')
             results[(record['u'], record['v'])] = record['value']
     return results
 

@@ -38,14 +38,14 @@ GRID_CELLS = tuple((u, v) for u in range(FREQ_GRID) for v in range(FREQ_GRID))
 SAMPLING_MODES = ('image', 'batch')
 
 
-def cell_filters(squeeze, x):
+def cell_filters(squeeze, x, dtype=None):
     """The 49 cells' filters of an FCA squeeze (its filter size and
-    normalization) for ``x``'s size: (49, H, W) in ``x``'s dtype, cached as
-    the published squeeze caches its own."""
+    normalization) for ``x``'s size: (49, H, W) in ``dtype`` (default
+    ``x``'s), cached as the published squeeze caches its own."""
     h, w = x.shape[-2:]
     return cached_fca_filters(
         (GRID_CELLS, squeeze.dct_size, squeeze.normalization, None), h, w,
-        x.dtype, x.device)[:, 0]
+        dtype or x.dtype, x.device)[:, 0]
 
 
 class CellSamplingSqueeze(MultiSpectralSqueeze):

@@ -58,18 +58,20 @@ class CellSelectionSqueeze(CellSamplingSqueeze):
             return super().forward(x)
         n, c, h, w = self.check_input(x)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        # every cell's reading: the soft draw's gradient needs them all
-        readings = torch.einsum('nchw,khw->nkc', x.to(acc),
-                                cell_filters(self, x).to(acc))
-        # each cell's reading at the same size (its root mean square over
-        # the batch, not differentiated): the logits' gradient is the size
-        # of a reading times its use, and the size alone would rank (0, 0),
-        # the mean, first
-        readings = readings / readings.detach().square().mean(
-            (0, 2), keepdim=True).sqrt().clamp_min(1e-6)
-        draw = F.gumbel_softmax(self.logits.to(acc).expand(n, -1),
-                                tau=self.temperature, hard=True)
-        y = torch.einsum('nk,nkc->nc', draw, readings * self.cell_scale)
+        with torch.autocast(x.device.type, enabled=False):  # all in acc
+            # every cell's reading: the soft draw's gradient needs them all
+            readings = torch.einsum('nchw,khw->nkc', x.to(acc),
+                                    cell_filters(self, x, acc))
+            # each cell's reading at the same size (its root mean square
+            # over the batch, not differentiated): the logits' gradient is
+            # the size of a reading times its use, and the size alone would
+            # rank (0, 0), the mean, first
+            readings = readings / readings.detach().square().mean(
+                (0, 2), keepdim=True).sqrt().clamp_min(1e-6)
+            draw = F.gumbel_softmax(self.logits.to(acc).expand(n, -1),
+                                    tau=self.temperature, hard=True)
+            y = torch.einsum('nk,nkc->nc', draw,
+                             readings * self.cell_scale.to(acc))
         return y.view(n, c, 1, 1) if self.keepdim else y
 
     def extra_repr(self):

@@ -46,14 +46,23 @@ def test_scores_are_the_squared_correlation_with_the_labels():
     for size in (6, 7):  # two batches: the statistics accumulate
         labels = [torch.from_numpy(np.flatnonzero(rng.random(4) < 0.4))
                   for _ in range(size)]
+        if size == 6:  # class 3 present in one image only: left out
+            labels = [c[c != 3] for c in labels]
+            labels[0] = torch.cat([labels[0], torch.tensor([3])])
+        else:
+            labels = [c[c != 3] for c in labels]
         probe.update(labels)
         x = torch.randn(size, 8, 14, 14)
         x[:, :4] += torch.stack([  # class 1 shows in the first channels
             torch.full((4, 14, 14), 2.0 * (1 in c.tolist())) for c in labels])
+        # a mean a million times the spread: its sums of squares must not
+        # cancel
+        x[:, 6:] += 1e6
         with torch.no_grad():
             model[1](model[0](x))  # x to layer 0, its output to layer 1
         presence += [np.isin(np.arange(4), c.numpy()) for c in labels]
     presence = np.array(presence, dtype=float)
+    assert presence[:, 3].sum() == 1  # not a class the scores average
     scores = probe.scores()
     assert list(scores) == list(GRID_CELLS)
     expected = expected_scores(
@@ -95,6 +104,10 @@ def test_bad_use_is_refused():
         model(torch.randn(2, 8, 7, 7))
     probe.update([torch.tensor([0])] * 3)
     model(torch.randn(3, 8, 7, 7))
+    # each batch's labels are read once: a second pass needs its own
+    with pytest.raises(ValueError, match='labels of the 3 images of each '
+                       'batch before its forward pass'):
+        model(torch.randn(3, 8, 7, 7))
     with pytest.raises(ValueError, match='present in at least 2 and absent '
                        'from at least 2 of the 3 probed images'):
         probe.scores()

@@ -125,8 +125,8 @@ def test_gumbel_mode_ranks_by_the_learnt_logits(tmp_path):
     assert logits.shape == (8, 49) and np.ptp(logits) > 0
     log_prob = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).mean(0)
     order = sorted(range(49), key=lambda i: -log_prob[i])
-    assert [tuple(p) for p in ranking['pairs']] == [GRID_CELLS[i]
-                                                     for i in order]
+    assert [tuple(p) for p in ranking['pairs']] == [
+        GRID_CELLS[i] for i in order]
     np.testing.assert_allclose(ranking['values'], log_prob[order], rtol=0,
                                atol=1e-9)
     with open(osp.join(out, 'run', 'output.log')) as f:
@@ -200,7 +200,7 @@ def test_probe_is_the_default_and_reads_the_model_as_built(tmp_path):
 
 @pytest.mark.parametrize('task', ['detection', 'segmentation'])
 def test_probe_reads_detection_and_segmentation_labels(
-        task, synthetic_coco, tmp_path):
+        task, synthetic_coco, tmp_path, capsys):
     from _helpers import DEMO_CONFIG, data_options
     from _helpers.runner_configs import segmentation_cfg
     module = load_tool('analysis_tools/fit_frequencies.py')
@@ -219,6 +219,12 @@ def test_probe_reads_detection_and_segmentation_labels(
         cfg.dump(config)
         argv = [config, '--out-dir', out]
     module.probe(module.parse_args(argv))
+    # every training image; the classes of each library's labels
+    from mmfca.datasets import SEG_CLASSES, SYNTHETIC_COCO_CLASSES
+    images, layers, classes = (8, 8, len(SYNTHETIC_COCO_CLASSES)) if task == \
+        'detection' else (12, 16, len(SEG_CLASSES))
+    assert f'[fit] probing {images} training images, {layers} FCA layers, ' \
+        f'{classes} classes; no training' in capsys.readouterr().out
     with open(osp.join(out, 'cells', 'u0_v0.json')) as f:
         assert json.load(f)['metric'] == 'probe/eta2'
     from mmfca.frequency_selection import read_records
@@ -226,6 +232,23 @@ def test_probe_reads_detection_and_segmentation_labels(
     assert len(values) == 49
     assert all(0 <= x <= 1 for x in values.values())
     assert len(set(values.values())) > 40
+
+
+def test_an_out_dir_of_another_method_is_refused(tmp_path):
+    """Cells ranked by sampling (its validation metric) are not taken for
+    the probe's, nor overwritten by them."""
+    from mmfca.frequency_selection import write_record
+    module = load_tool('analysis_tools/fit_frequencies.py')
+    out = str(tmp_path / 'fit')
+    write_record(out, 0, 1, 'accuracy/top1', {'accuracy/top1': 50.0})
+    config = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs/fcanet/fcanet18_8xb32_in1k.py')
+    with pytest.raises(SystemExit, match=r"u0_v1.json ranks by "
+                       r"'accuracy/top1', not 'probe/eta2': .* holds another "
+                       'ranking; pass another --out-dir'):
+        module.main([config, '--out-dir', out])
+    with open(osp.join(out, 'cells', 'u0_v1.json')) as f:
+        assert json.load(f)['value'] == 50.0
 
 
 def test_help_shows_the_whole_description(capsys):
@@ -295,8 +318,13 @@ def test_bad_counts_are_refused_with_the_allowed_ones(capsys):
              "the training's BN statistics."),
             (['--num-freqs', '50'], '--num-freqs 50 is not in [1, 49].'),
             (['--temperature', '5', '0'], '--temperature [5.0, 0.0] must be '
-             'positive.'),
+             'positive and finite.'),
             (['--probe-images', '3'], '--probe-images 3 is below 4'),
+            (['--temperature', '5', 'inf'], 'must be positive and finite'),
+            (['--logit-lr-mult', '0'], '--logit-lr-mult 0.0 must be '
+             'positive'),
+            (['--metric', 'accuracy/top1'], '--metric accuracy/top1 ranks '
+             "sampling's cells; --method probe ranks by probe/eta2."),
             (['--method', 'darts'], "invalid choice: 'darts' (choose from "
              "'probe', 'sampling', 'gumbel')")):
         with pytest.raises(SystemExit):

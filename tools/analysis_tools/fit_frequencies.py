@@ -1,36 +1,47 @@
 # Copyright (c) mmfca contributors. All rights reserved.
-"""Rank the 49 DCT frequencies of the 7x7 grid on your data with one
-training: a weight-shared single-frequency FcaNet, then each cell evaluated
-with the shared weights.
+"""Rank the 49 DCT frequencies of the 7x7 grid on your data without the
+ablation's 49 trainings: by default with no training at all, each cell
+scored by how much its squeeze reads of the labels.
 
     python tools/analysis_tools/fit_frequencies.py CONFIG \\
-        --out-dir work_dirs/freq_fit [--max-epochs 10] [--num-freqs 16] \\
-        [--metric accuracy/top1] [--cfg-options ...]
+        --out-dir work_dirs/freq_fit [--method probe|sampling|gumbel] \\
+        [--probe-images 1024] [--num-freqs 16] [--cfg-options ...]
 
-During training every image draws one cell (u, v) uniformly and every FCA
-layer of the backbone squeezes it with that cell alone, the network of the
-paper's single-frequency ablation (``freq_sel_method=[(u, v)]``) with one
-set of weights for all 49 but two things of each cell's own: a
-channel-wise scale of its squeeze (learnt) and its BN statistics
-(re-estimated on ``--bn-samples`` training images before it is
-evaluated). After training, the config's validation loop runs once per
-cell with that cell fixed, and the cells are ranked by the validation
-metric (``--metric``, default per library). Written as the
-ablation tool (frequency_ablation.py) writes them: ``OUT/cells/u{u}_v{v}
-.json``, ``OUT/ranking.json`` (best first; ``"pairs"[:n]`` is a
-``freq_sel_method``), ``OUT/heatmap.png``; plus ``OUT/freq_sel_method.py``,
-the config lines with the first ``--num-freqs`` pairs. Train the chosen
-list as a normal FcaNet (fixed DCT filters).
+``--method probe`` (default): for every FCA layer, channel and cell, the
+cell's DCT term of the layer's input (what a single-frequency network,
+``freq_sel_method=[(u, v)]``, would squeeze there) over the first
+``--probe-images`` training images; a cell's score is its squared
+correlation with each class's presence, averaged over classes, channels
+and layers (``mmfca.frequency_selection.CellReadingProbe``). The model is
+the one the config builds (its initialisation, residual branches alive,
+then ``load_from`` if set), BN layers on batch statistics.
 
-The console shows where the job stands (training: iteration k of n with
-the time left; then a line per cell with its metric and the time left), the
-ranking and the snippet. The run's whole output (MMEngine's log, the
-evaluations) goes to ``OUT/run/output.log`` beside its checkpoints. A rerun
-with the same out-dir keeps what is done: the trained weights
-(``OUT/run/fitted.pth``) are not trained again and evaluated cells are
-skipped.
+``--method sampling``: one training in which every image draws one cell
+uniformly and every FCA layer squeezes it with that cell alone (one set of
+weights for all 49 but each cell's channel-wise scale of its squeeze and
+its BN statistics, re-estimated on ``--bn-samples`` training images);
+then the config's validation loop once per cell, ranked by ``--metric``
+(default per library). ``--method gumbel``: one training with selection
+logits per FCA layer (Gumbel-softmax, hard draws, temperature
+``--temperature``), ranked by each cell's log-probability averaged over
+the layers.
+
+Written as the ablation tool (frequency_ablation.py) writes them:
+``OUT/cells/u{u}_v{v}.json``, ``OUT/ranking.json`` (best first;
+``"pairs"[:n]`` is a ``freq_sel_method``), ``OUT/heatmap.png``; plus
+``OUT/freq_sel_method.py``, the config lines with the first
+``--num-freqs`` pairs. Train the chosen list as a normal FcaNet (fixed DCT
+filters).
+
+The console shows where the job stands (images probed, or training
+iterations with the time left and a line per evaluated cell), the ranking
+and the snippet. The run's whole output goes to ``OUT/run/output.log``
+(beside the trained weights, ``OUT/run/fitted.pth``). A rerun with the
+same out-dir keeps what is done: scored cells are skipped and trained
+weights are not trained again.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import subprocess
@@ -60,6 +71,9 @@ PREFIX = '[fit] '
 #: uniformly per image, then each cell evaluated) or ``gumbel`` (learnt
 #: selection logits, ranked by their probabilities).
 METHODS = ('probe', 'sampling', 'gumbel')
+
+#: The custom key (``paramwise_cfg``) of the selection logits.
+LOGITS_KEY = 'att.dct_layer.logits'
 
 #: What each method ranks by (sampling: the validation metric).
 METHOD_METRICS = {'probe': PROBE_METRIC, 'gumbel': SELECTION_METRIC}
@@ -161,20 +175,29 @@ def probe(args):
     total = min(args.probe_images, len(runner.train_dataloader.dataset))
     say(f'probing {total} training images, {len(cells.handles)} FCA '
         f'layers, {len(classes)} classes; no training')
+    # the training pipeline's batches as training gets them (padded to one
+    # size: MMSegmentation's test mode wants equal sizes), without the
+    # batch augments that mix images and labels (MixUp, CutMix)
+    preprocessor = model.data_preprocessor
+    augments = getattr(preprocessor, 'batch_augments', None)
+    preprocessor.batch_augments = None
     start, seen, step = time.time(), 0, max(1, total // 5)
-    with torch.no_grad():
-        for batch in runner.train_dataloader:
-            data = model.data_preprocessor(batch, False)
-            samples = data['data_samples'][:total - seen]
-            cells.update([present_classes(s) for s in samples])
-            model.backbone(data['inputs'][:len(samples)])
-            before, seen = seen, seen + len(samples)
-            if seen // step > before // step or seen == total:
-                say(f'probing: image {seen} of {total}, '
-                    f'{duration(time.time() - start)} elapsed')
-            if seen >= total:
-                break
-    cells.remove()
+    try:
+        with torch.no_grad():
+            for batch in runner.train_dataloader:
+                data = preprocessor(batch, True)
+                samples = data['data_samples'][:total - seen]
+                cells.update([present_classes(s) for s in samples])
+                model.backbone(data['inputs'][:len(samples)])
+                before, seen = seen, seen + len(samples)
+                if seen // step > before // step or seen == total:
+                    say(f'probing: image {seen} of {total}, '
+                        f'{duration(time.time() - start)} elapsed')
+                if seen >= total:
+                    break
+    finally:
+        cells.remove()
+        preprocessor.batch_augments = augments
     for (u, v), score in cells.scores().items():
         write_record(args.out_dir, u, v, PROBE_METRIC, {PROBE_METRIC: score})
     say(f'{len(GRID_CELLS)} cells scored by their reading of the labels')
@@ -188,7 +211,9 @@ def fit(args):
         probe(args)
         return
     work_dir = osp.join(args.out_dir, 'run')
-    fitted = osp.join(work_dir, 'fitted.pth')
+    # the trained weights of each method under a name of their own
+    fitted = osp.join(work_dir, 'fitted.pth' if args.method == 'sampling'
+                      else f'fitted_{args.method}.pth')
     cfg = load_config(args.config, args.cfg_options, work_dir)
     cfg.experiment_name = 'fit_frequencies'
     # validated only after training, once per cell (here)
@@ -197,7 +222,10 @@ def fit(args):
     if gumbel:  # the logits: their own learning rate, no weight decay
         paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
         keys = dict(paramwise.get('custom_keys') or {})
-        keys['.logits'] = dict(lr_mult=args.logit_lr_mult, decay_mult=0.0)
+        # MMEngine tries the longest matching key first: a long one
+        keys[LOGITS_KEY] = dict(lr_mult=args.logit_lr_mult)
+        if cfg.optim_wrapper.get('optimizer', {}).get('weight_decay'):
+            keys[LOGITS_KEY]['decay_mult'] = 0.0
         cfg.optim_wrapper.paramwise_cfg = dict(paramwise, custom_keys=keys)
     if osp.isfile(fitted):
         cfg.load_from, cfg.resume = fitted, False
@@ -227,6 +255,7 @@ def fit(args):
         say(f'{len(GRID_CELLS)} cells scored by their selection '
             'log-probability')
         return
+    read_records(args.out_dir, args.metric)  # no other method's cells
     todo = [c for c in GRID_CELLS if not osp.isfile(cell_path(args.out_dir,
                                                               *c))]
     start = time.time()
@@ -246,12 +275,13 @@ def fit(args):
 
 
 def spawn(argv, metric, log):
-    """Run the fitting in a new process; its output goes to ``log``
+    """Run the fitting in a new process (ranking by ``metric``, sampling's;
+    None for the others); its output goes to ``log``
     (appended), its ``[fit]`` lines also to the console. Returns None if
     it finished, else why not (its last line, or the signal)."""
     os.makedirs(osp.dirname(log), exist_ok=True)
-    cmd = [sys.executable, osp.abspath(__file__)] + list(argv) + [
-        '--metric', metric, '--in-process']
+    cmd = [sys.executable, osp.abspath(__file__)] + list(argv) + (
+        ['--metric', metric] if metric else []) + ['--in-process']
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     last = ''
     with open(log, 'a') as f, subprocess.Popen(
@@ -331,8 +361,16 @@ def parse_args(argv):
     if args.bn_samples < 0:
         parser.error(f'--bn-samples {args.bn_samples} is negative; 0 keeps '
                      'the training\'s BN statistics.')
-    if not all(t > 0 for t in args.temperature):
-        parser.error(f'--temperature {args.temperature} must be positive.')
+    if not all(0 < t < math.inf for t in args.temperature):
+        parser.error(f'--temperature {args.temperature} must be positive '
+                     'and finite.')
+    if not 0 < args.logit_lr_mult < math.inf:
+        parser.error(f'--logit-lr-mult {args.logit_lr_mult} must be '
+                     'positive and finite.')
+    if args.metric and args.method != 'sampling':
+        parser.error(f'--metric {args.metric} ranks sampling\'s cells; '
+                     f'--method {args.method} ranks by '
+                     f'{METHOD_METRICS[args.method]}.')
     if args.probe_images < 4:
         parser.error(f'--probe-images {args.probe_images} is below 4: a '
                      'class must be seen present and absent twice.')
@@ -355,12 +393,16 @@ def main(argv=None):
         raise ValueError('Pass --metric: no default for scope '
                          f'{cfg.get("default_scope")!r}.')
     log = osp.join(args.out_dir, 'run', 'output.log')
-    done = read_records(args.out_dir)
+    try:
+        done = read_records(args.out_dir, metric)
+    except ValueError as e:  # another method's (or metric's) ranking
+        raise SystemExit(f'{PREFIX}{e}')
     if len(done) < len(GRID_CELLS):
         say(f'{len(GRID_CELLS) - len(done)} of {len(GRID_CELLS)} cells to '
             f'rank by {metric}; the run\'s log: {log}')
         try:
-            error = spawn(argv, metric, log)
+            error = spawn(argv, metric if args.method == 'sampling' else
+                          None, log)
         except KeyboardInterrupt:
             raise SystemExit(f'{PREFIX}interrupted; the log: {log}. Rerun '
                              'to go on (trained weights and evaluated cells '
@@ -368,7 +410,7 @@ def main(argv=None):
         if error is not None:
             raise SystemExit(f'{PREFIX}failed: {error}\n{PREFIX}the log: '
                              f'{log}')
-        done = read_records(args.out_dir)
+        done = read_records(args.out_dir, metric)
     else:
         say(f'all {len(GRID_CELLS)} cells ranked earlier')
     ranked = write_heatmap(done, metric, args.out_dir,
