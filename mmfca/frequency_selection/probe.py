@@ -23,7 +23,7 @@ are those of the model as the config builds it: its initialisation (and
 """
 import torch
 
-from .sampling import GRID_CELLS, cell_filters, fca_layers
+from .cells import GRID_CELLS, cell_filters, fca_layers
 
 #: The name of the score :class:`CellReadingProbe` ranks by.
 PROBE_METRIC = 'probe/eta2'

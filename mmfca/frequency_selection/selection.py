@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from mmengine.hooks import Hook
 from torch import nn
 
-from .sampling import GRID_CELLS, CellSamplingSqueeze, cell_filters, set_all
+from .cells import GRID_CELLS, cell_filters, set_all
+from .sampling import CellSamplingSqueeze
 
 #: The name of the score :func:`selection_scores` ranks by.
 SELECTION_METRIC = 'selection/log_prob'
