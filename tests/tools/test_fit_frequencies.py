@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _helpers import load_tool, run, tool
+from _helpers import REPO, load_tool, run, tool
 from _helpers.runner_configs import classification_cfg
 from mmfca.datasets import (make_synthetic_imagenet,
                             make_synthetic_segmentation)
@@ -241,8 +241,7 @@ def test_an_out_dir_of_another_method_is_refused(tmp_path):
     module = load_tool('analysis_tools/fit_frequencies.py')
     out = str(tmp_path / 'fit')
     write_record(out, 0, 1, 'accuracy/top1', {'accuracy/top1': 50.0})
-    config = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'configs/fcanet/fcanet18_8xb32_in1k.py')
+    config = osp.join(REPO, 'configs/fcanet/fcanet18_8xb32_in1k.py')
     with pytest.raises(SystemExit, match=r"u0_v1.json ranks by "
                        r"'accuracy/top1', not 'probe/eta2': .* holds another "
                        'ranking; pass another --out-dir'):
