@@ -118,7 +118,9 @@ def test_gumbel_mode_ranks_by_the_learnt_logits(tmp_path):
     assert not any(CELL.match(line) for line in lines)
     assert '[fit] 49 cells scored by their selection log-probability' in lines
     assert ranking['metric'] == 'selection/log_prob'
-    state = torch.load(osp.join(out, 'run', 'fitted.pth'),
+    # its weights under a name of their own: sampling's are not its
+    assert not osp.exists(osp.join(out, 'run', 'fitted.pth'))
+    state = torch.load(osp.join(out, 'run', 'fitted_gumbel.pth'),
                        map_location='cpu', weights_only=False)['state_dict']
     logits = np.stack([x.double().numpy() for k, x in state.items()
                        if k.endswith('dct_layer.logits')])

@@ -36,7 +36,8 @@ filters).
 The console shows where the job stands (images probed, or training
 iterations with the time left and a line per evaluated cell), the ranking
 and the snippet. The run's whole output goes to ``OUT/run/output.log``
-(beside the trained weights, ``OUT/run/fitted.pth``). A rerun with the
+(beside the trained weights, ``OUT/run/fitted.pth``, gumbel's
+``fitted_gumbel.pth``). A rerun with the
 same out-dir keeps what is done: scored cells are skipped and trained
 weights are not trained again.
 """
@@ -73,7 +74,7 @@ PREFIX = '[fit] '
 METHODS = ('probe', 'sampling', 'gumbel')
 
 #: The custom key (``paramwise_cfg``) of the selection logits.
-LOGITS_KEY = 'att.dct_layer.logits'
+LOGITS_KEY = '.dct_layer.logits'
 
 #: What each method ranks by (sampling: the validation metric).
 METHOD_METRICS = {'probe': PROBE_METRIC, 'gumbel': SELECTION_METRIC}
@@ -246,7 +247,8 @@ def fit(args):
             runner.register_hook(CellSamplingHook(args.seed, args.sampling))
         runner.register_hook(ProgressHook())
         runner.train()
-        runner.save_checkpoint(work_dir, 'fitted.pth', save_optimizer=False,
+        runner.save_checkpoint(work_dir, osp.basename(fitted),
+                               save_optimizer=False,
                                save_param_scheduler=False)
     if gumbel:  # ranked by the logits: no evaluation per cell
         for (u, v), score in selection_scores(runner.model).items():
@@ -255,7 +257,6 @@ def fit(args):
         say(f'{len(GRID_CELLS)} cells scored by their selection '
             'log-probability')
         return
-    read_records(args.out_dir, args.metric)  # no other method's cells
     todo = [c for c in GRID_CELLS if not osp.isfile(cell_path(args.out_dir,
                                                               *c))]
     start = time.time()
