@@ -57,6 +57,29 @@ def data_options(root):
     ]
 
 
+def swapped_fcanet(swap):
+    """FcaNet-18 (seeded, eval mode) with ``swap(model)`` applied, checked
+    to keep the published model: every published state-dict entry and the
+    outputs unchanged. Returns the model, ``swap``'s result, the state
+    before and the state after."""
+    import torch
+
+    from mmfca.models import FcaNet
+    torch.manual_seed(0)
+    model = FcaNet(18).eval()
+    state = model.state_dict()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    result = swap(model)
+    after_state = model.state_dict()
+    assert all(torch.equal(after_state[k], state[k]) for k in state)
+    with torch.no_grad():
+        after = model(x)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    return model, result, state, after_state
+
+
 def run(args, cwd=REPO, timeout=900, env=None):
     """Run a command with this interpreter; return the completed process
     (stdout+stderr merged), failing the test with the output on error."""
